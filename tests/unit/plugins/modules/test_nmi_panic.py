@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.magic_sysrq.fleet.plugins.modules import nmi_panic
+
+from ..conftest_helpers import debian_host
+
+DROPIN = "etc/sysctl.d/90-magic-sysrq-nmi.conf"
+X86 = {"kernel.unknown_nmi_panic": "0", "kernel.panic_on_unrecovered_nmi": "0", "kernel.panic": "0",
+       "kernel.hung_task_timeout_secs": "120", "kernel.panic_on_oops": "0"}
+
+
+def test_sets_values_live_and_persistent(host_root, run_module):
+    debian_host(host_root, extra_proc=X86)
+    result = run_module(nmi_panic, {"unknown_nmi_panic": 1, "panic": 10})
+    assert result["changed"] is True
+    assert result["settings"] == {"unknown_nmi_panic": 1, "panic": 10}
+    assert result["previous"] == {"unknown_nmi_panic": "0", "panic": "0"}
+    assert (host_root / "proc/sys/kernel/panic").read_text().strip() == "10"
+    text = (host_root / DROPIN).read_text()
+    assert "kernel.unknown_nmi_panic = 1\n" in text and "kernel.panic = 10\n" in text
+    assert result["in_sync"] == {"unknown_nmi_panic": True, "panic": True}
+    assert run_module(nmi_panic, {"unknown_nmi_panic": 1, "panic": 10})["changed"] is False
+
+
+def test_other_settings_in_dropin_are_kept(host_root, run_module):
+    debian_host(host_root, extra_proc=X86)
+    run_module(nmi_panic, {"unknown_nmi_panic": 1})
+    run_module(nmi_panic, {"panic_on_oops": 1})
+    text = (host_root / DROPIN).read_text()
+    assert "kernel.unknown_nmi_panic = 1" in text and "kernel.panic_on_oops = 1" in text
+
+
+def test_unsupported_setting_is_reported_not_written(host_root, run_module):
+    debian_host(host_root, extra_proc=X86)  # no nmi_watchdog, no panic_on_io_nmi
+    result = run_module(nmi_panic, {"nmi_watchdog": 0, "panic": 5})
+    assert "nmi_watchdog" in result["unsupported"]
+    assert "/proc/sys/kernel/nmi_watchdog does not exist" in result["unsupported"]["nmi_watchdog"]
+    assert "nmi_watchdog" not in (host_root / DROPIN).read_text()
+    assert "nmi_watchdog is not supported here" in str(result["warnings"])
+    only = run_module(nmi_panic, {"panic_on_io_nmi": 1})
+    assert only["changed"] is False and only["unsupported"] and only["dropin"] is None
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ({"unknown_nmi_panic": 2}, "unknown_nmi_panic"),
+    ({"hung_task_timeout_secs": -5}, "hung_task_timeout_secs=-5 is not valid: expected an integer >= 0"),
+    ({}, "expected at least one of panic_on_unrecovered_nmi"),
+])
+def test_bad_values(host_root, run_module, args, fragment):
+    debian_host(host_root, extra_proc=X86)
+    result = run_module(nmi_panic, args)
+    assert result["failed"] is True and fragment in result["msg"]
+    assert not (host_root / DROPIN).exists()
+
+
+def test_check_mode(host_root, run_module):
+    debian_host(host_root, extra_proc=X86)
+    result = run_module(nmi_panic, {"panic": 30}, check_mode=True, diff=True)
+    assert result["changed"] is True and result["runtime"] == {"panic": "30"}
+    assert not (host_root / DROPIN).exists()
+    assert (host_root / "proc/sys/kernel/panic").read_text().strip() == "0"
