@@ -268,9 +268,9 @@ class Plan:
 def conflict_message(conflicts, dropin):
     parts = []
     for key, srcs in conflicts.items():
-        where = ", ".join("%s:%d (%s = %s, applied by %s)" % (s["path"], s["line"], key, s["value"],
-                                                               " and ".join(sorted(s["rank"])))
-                          for s in srcs)
+        where = ", ".join(
+            "%s:%d (%s = %s, applied by %s)" % (s["path"], s["line"], key, s["value"], " and ".join(sorted(s["rank"])))
+            for s in srcs)
         parts.append("%s in %s would be overridden by %s" % (key, dropin, where))
     return ("%s. Nothing was written. Set conflicts=comment to comment those lines out "
             "(with a backup; a vendor file is masked by a copy in /etc/sysctl.d), "

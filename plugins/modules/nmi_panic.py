@@ -94,7 +94,7 @@ seealso:
     description: The kernel's description of every setting.
     link: https://docs.kernel.org/admin-guide/sysctl/kernel.html
 author:
-  - magic_sysrq.fleet contributors
+  - magic_sysrq.fleet maintainers (@magic-sysrq)
 """
 
 EXAMPLES = r"""

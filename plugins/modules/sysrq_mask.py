@@ -80,7 +80,7 @@ seealso:
     description: The meaning of every bit of the mask.
     link: https://docs.kernel.org/admin-guide/sysrq.html
 author:
-  - magic_sysrq.fleet contributors
+  - magic_sysrq.fleet maintainers (@magic-sysrq)
 """
 
 EXAMPLES = r"""
