@@ -37,8 +37,12 @@ def read(root, path):
 
 
 @pytest.fixture
-def run_module(capsys):
+def run_module(capsys, monkeypatch):
     """Run ``module.main()`` with ``args``; return the result dict (``failed`` set on fail_json)."""
+    # Importing controller code (filters, in other tests) flips module_utils into controller mode, where
+    # module warnings go to the display instead of the result. A module runs on the target: undo that.
+    from ansible.module_utils import _internal
+    monkeypatch.setattr(_internal, "is_controller", False)
 
     def runner(module, args, check_mode=False, diff=False):
         full = dict(args)
