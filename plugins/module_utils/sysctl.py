@@ -23,6 +23,7 @@ is in conflict when a later assignment under *either* order would override it.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils.host import host_path, host_realpath, read_text
@@ -390,21 +391,25 @@ def apply(module, dropin, settings, runtime=True, conflicts_mode="fail", header=
     }
 
 
-def unsupported_reason(key, probe=False):
-    """Why the running kernel cannot take ``key``, or None when it can.
+def unsupported_reason(key, runtime=True, probe=False):
+    """Why ``key`` cannot be set here, or None when it can.
 
-    Without ``probe`` only presence and write permission are checked. With
-    ``probe`` the current value is written back, which changes nothing but
-    shows a handler that refuses every write (``nmi_watchdog`` without a
-    hardlockup detector answers ENOTSUPP, for example).
+    Missing from /proc/sys, or read-only by its mode (0444: the kernel takes no writes, like
+    ``nmi_watchdog`` on a kernel without the hardlockup detector), the kernel lacks it. With
+    ``runtime`` the file must also be writable now: a container's read-only /proc/sys is not a
+    kernel that lacks the setting, so it only matters when the value is to be set live. With
+    ``probe`` the current value is written back, which changes nothing but shows a handler that
+    refuses every write (``nmi_watchdog`` without a usable detector answers ENOTSUPP).
     """
     path = proc_path(key)
     full = host_path(path)
     if not os.path.exists(full):
         return "%s does not exist on this kernel or architecture" % path
-    if not os.access(full, os.W_OK):
+    if not os.stat(full).st_mode & stat.S_IWUSR:
         return "%s is read-only on this kernel" % path
-    if probe:
+    if runtime and not os.access(full, os.W_OK):
+        return "%s is not writable here (read-only /proc/sys, as in a container?); use runtime=false" % path
+    if runtime and probe:
         try:
             write_runtime(key, read_runtime(key))
         except SysctlError as exc:

@@ -193,10 +193,10 @@ def main():
         module.fail_json(msg="dropin %r must end in .conf: systemd-sysctl and sysctl --system read only *.conf files"
                          % module.params["dropin"])
 
-    probe = module.params["runtime"] and not module.check_mode
     unsupported = {}
     for name in list(wanted):
-        reason = sysctl.unsupported_reason(key_of(name), probe=probe)
+        reason = sysctl.unsupported_reason(key_of(name), runtime=module.params["runtime"],
+                                           probe=not module.check_mode)
         if reason:
             unsupported[name] = reason
             del wanted[name]

@@ -61,3 +61,24 @@ def test_check_mode(host_root, run_module):
     assert result["changed"] is True and result["runtime"] == {"panic": "30"}
     assert not (host_root / DROPIN).exists()
     assert (host_root / "proc/sys/kernel/panic").read_text().strip() == "0"
+
+
+def test_read_only_entry_is_unsupported_read_only_mount_is_not(host_root, run_module):
+    import os
+    debian_host(host_root, extra_proc=dict(X86, **{"kernel.nmi_watchdog": "0"}))
+    os.chmod(host_root / "proc/sys/kernel/nmi_watchdog", 0o444)   # the kernel's own 0444 entry
+    result = run_module(nmi_panic, {"nmi_watchdog": 1, "panic": 5, "runtime": False})
+    assert result["unsupported"] == {"nmi_watchdog": "/proc/sys/kernel/nmi_watchdog is read-only on this kernel"}
+    assert result["settings"] == {"panic": 5}
+
+
+def test_container_read_only_proc_sys_with_runtime_false_writes_dropin(host_root, run_module, monkeypatch):
+    import os
+    debian_host(host_root, extra_proc=X86)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if "/proc/sys/" in str(p) else real_access(p, mode))
+    prepared = run_module(nmi_panic, {"unknown_nmi_panic": 1, "runtime": False})
+    assert prepared["changed"] is True and prepared["unsupported"] == {}
+    assert "kernel.unknown_nmi_panic = 1" in (host_root / DROPIN).read_text()
+    live = run_module(nmi_panic, {"panic": 7})
+    assert "read-only /proc/sys" in live["unsupported"]["panic"]
