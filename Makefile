@@ -9,7 +9,7 @@ bootstrap:
 
 ## The main job on the built-in lab: boot the guests, harden, take a fleet-wide `w` dump, shut down.
 demo: bootstrap
-	$(ENV) python -m tests.lab demo
+	scripts/demo
 
 ## The whole suite: unit, sanity, lint, Molecule scenarios, real-kernel tests.
 test: bootstrap
