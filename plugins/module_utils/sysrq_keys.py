@@ -1,0 +1,230 @@
+# Copyright: magic_sysrq.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The Magic SysRq command keys: what each does, which enable-mask bit governs it, which are destructive.
+
+Shared by every path that sends SysRq keys: ``/proc/sysrq-trigger`` (in-band) and the out-of-band paths
+(serial BREAK, hypervisor send-key, BMC). The table follows the kernel's ``sysrq_key_table`` in
+``drivers/tty/sysrq.c`` and the ops other subsystems register (``o`` power off, ``g`` kgdb, ``v`` DRM
+framebuffer restore, ``R`` replay logs in newer kernels, ``x``/``y`` platform specific).
+
+The enable mask (``kernel.sysrq``) only governs the keyboard, serial BREAK and other out-of-band paths;
+writes to ``/proc/sysrq-trigger`` run every key whatever the mask. An op whose ``enable_mask`` is 0 in the
+kernel (``d``, ``q``, ``g``, ``v``) runs from the keyboard only when the mask is ``1`` or the kernel runs with
+``sysrq_always_enabled``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils import host
+
+TRIGGER = "/proc/sysrq-trigger"
+SYSRQ_SYSCTL = "/proc/sys/kernel/sysrq"
+
+# Enable-mask bits (include/linux/sysrq.h), by the collection's function names (module_utils/sysrq_mask.py).
+LOG_LEVEL, KEYBOARD, DUMPS, SYNC, REMOUNT, SIGNAL, REBOOT, NICE = (
+    "log_level", "keyboard", "dumps", "sync", "remount", "signal", "reboot", "nice")
+BITS = {LOG_LEVEL: 2, KEYBOARD: 4, DUMPS: 8, SYNC: 16, REMOUNT: 32, SIGNAL: 64, REBOOT: 128, NICE: 256}
+
+# Keys whose effect cannot be taken back: reboot/power off/crash, killing or signalling every process,
+# OOM kill, SAK, remount read-only, thawing frozen filesystems (the issue's set).
+DESTRUCTIVE = frozenset("bceioukfj")
+
+# Keys whose output is a task dump the parser turns into tasks.
+TASK_DUMP_KEYS = frozenset("twl")
+
+
+def _entry(name, description, function, note=None):
+    return {"name": name, "description": description, "function": function,
+            "mask_bit": BITS.get(function, 0), "note": note}
+
+
+# key -> entry. ``function`` is the enable-mask function that governs the key on the keyboard path
+# (None: the op has enable_mask 0, or it depends on the platform).
+KEYS = {}
+for _digit in "0123456789":
+    KEYS[_digit] = _entry("loglevel", "Set the console log level to %s" % _digit, LOG_LEVEL)
+KEYS.update({
+    "b": _entry("reboot", "Reboot at once, without syncing or unmounting", REBOOT),
+    "c": _entry("crash", "Crash the kernel (panic); with kdump loaded a crash dump is taken", DUMPS),
+    "d": _entry("show-all-locks", "Show all locks held (kernels with lockdep)", None,
+                "only with CONFIG_LOCKDEP"),
+    "e": _entry("terminate-all-tasks", "Send SIGTERM to every process except init", SIGNAL),
+    "f": _entry("memory-full-oom-kill", "Call the OOM killer to kill one memory hog", SIGNAL),
+    "g": _entry("debug", "Enter the kernel debugger (kgdb/kdb)", None, "only with a kgdb I/O driver registered"),
+    "h": _entry("help", "Print the SysRq help line", None, "any key without an op prints help"),
+    "i": _entry("kill-all-tasks", "Send SIGKILL to every process except init", SIGNAL),
+    "j": _entry("thaw-filesystems", "Thaw every filesystem frozen by FIFREEZE (fsfreeze)", SIGNAL),
+    "k": _entry("sak", "Secure Access Key: kill every process on the current virtual console", KEYBOARD,
+                "only with CONFIG_VT"),
+    "l": _entry("show-backtrace-all-active-cpus", "Show a backtrace of every active CPU", DUMPS),
+    "m": _entry("show-memory-usage", "Show memory usage", DUMPS),
+    "n": _entry("nice-all-RT-tasks", "Make every real-time task a normal task", NICE),
+    "o": _entry("poweroff", "Power the machine off", REBOOT),
+    "p": _entry("show-registers", "Show the registers of the current CPU", DUMPS),
+    "q": _entry("show-all-timers", "Show clockevent devices and pending hrtimers", None),
+    "r": _entry("unraw", "Set the keyboard back to the system default mode", KEYBOARD, "only with CONFIG_VT"),
+    "s": _entry("sync", "Emergency sync of every mounted filesystem", SYNC),
+    "t": _entry("show-task-states", "Show every task and its stack", DUMPS),
+    "u": _entry("unmount", "Emergency remount of every filesystem read-only", REMOUNT),
+    "v": _entry("force-fb", "Restore the framebuffer console", None, "only with a DRM framebuffer console"),
+    "w": _entry("show-blocked-tasks", "Show tasks in uninterruptible (D) state and their stacks", DUMPS),
+    "x": _entry("platform-x", "Platform specific (powerpc xmon, sparc64 global PMU, mips TLB dump)", None,
+                "not registered on x86"),
+    "y": _entry("platform-y", "Platform specific (sparc64 global registers, RCU tree with rcutree.sysrq_rcu)",
+                None, "not registered on x86 by default"),
+    "z": _entry("dump-ftrace-buffer", "Dump the ftrace buffer", DUMPS, "only with CONFIG_TRACING"),
+    "R": _entry("replay-kernel-logs", "Replay the kernel log on the consoles", DUMPS, "newer kernels only"),
+})
+del _digit
+
+VALID_KEYS = "".join(sorted(KEYS, key=lambda k: (not k.isdigit(), k.isupper(), k)))
+
+
+class SysRqKeyError(ValueError):
+    """A keys string that is not valid or not allowed; the message says what is allowed."""
+
+
+def valid_keys_text():
+    return "valid keys: %s (0-9 set the console log level)" % " ".join(VALID_KEYS)
+
+
+def destructive_text():
+    return " ".join(sorted(DESTRUCTIVE))
+
+
+def parse_keys(keys):
+    """A keys string (``w``, ``reisub``; whitespace ignored) -> list of keys. Raises SysRqKeyError."""
+    if keys is None:
+        raise SysRqKeyError("keys is required: %s" % valid_keys_text())
+    if isinstance(keys, (list, tuple)):
+        keys = "".join(str(k) for k in keys)
+    text = "".join(str(keys).split())
+    if not text:
+        raise SysRqKeyError("keys is empty: %s" % valid_keys_text())
+    unknown = []
+    for key in text:
+        if key not in KEYS and key not in unknown:
+            unknown.append(key)
+    if unknown:
+        raise SysRqKeyError("unknown SysRq key(s) %s in %r: %s"
+                            % (", ".join(repr(k) for k in unknown), text, valid_keys_text()))
+    return list(text)
+
+
+def destructive_keys(keys):
+    """The destructive keys among ``keys``, in order of first appearance."""
+    out = []
+    for key in keys:
+        if key in DESTRUCTIVE and key not in out:
+            out.append(key)
+    return out
+
+
+def validate(keys, allow_destructive=False):
+    """Parse ``keys`` and refuse destructive ones without consent. Returns the list of keys."""
+    parsed = parse_keys(keys)
+    bad = destructive_keys(parsed)
+    if bad and not allow_destructive:
+        raise SysRqKeyError(
+            "refusing destructive SysRq key(s) %s (%s) in %r without allow_destructive=true; "
+            "destructive keys are: %s"
+            % (", ".join(repr(k) for k in bad), ", ".join(KEYS[k]["name"] for k in bad), "".join(parsed),
+               destructive_text()))
+    return parsed
+
+
+def describe(keys):
+    """``[{key, name, description, function, mask_bit, destructive}]`` for the keys given."""
+    out = []
+    for key in keys:
+        entry = KEYS[key]
+        out.append({"key": key, "name": entry["name"], "description": entry["description"],
+                    "function": entry["function"], "mask_bit": entry["mask_bit"],
+                    "destructive": key in DESTRUCTIVE})
+    return out
+
+
+def keyboard_allowed(key, mask, always_enabled=False):
+    """Whether the keyboard/out-of-band path would run ``key`` under enable mask ``mask``.
+
+    The kernel's rule (``sysrq_on_mask``): ``sysrq_always_enabled``, or mask ``1``, or the op's bit set.
+    A mask of 0 disables SysRq entirely. Ops with enable_mask 0 run only with mask 1 or always-enabled.
+    """
+    mask = int(mask)
+    if always_enabled:
+        return True
+    if mask == 0:
+        return False
+    if mask == 1:
+        return True
+    return bool(mask & KEYS[key]["mask_bit"])
+
+
+def blocked_by_mask(keys, mask, always_enabled=False):
+    """Keys the mask would refuse on the keyboard/out-of-band path (``/proc/sysrq-trigger`` ignores the mask)."""
+    return [key for key in keys if not keyboard_allowed(key, mask, always_enabled)]
+
+
+def wants_tasks(keys):
+    return any(key in TASK_DUMP_KEYS for key in keys)
+
+
+# --- /proc/sysrq-trigger --------------------------------------------------------------------------------
+
+class TriggerError(OSError):
+    """``/proc/sysrq-trigger`` is missing or cannot be written; the message names the cause."""
+
+
+def check_trigger():
+    """Raise TriggerError when ``/proc/sysrq-trigger`` cannot take a key on this host; return its path."""
+    path = host.host_path(TRIGGER)
+    if not os.path.exists(path):
+        if not os.path.isdir(host.host_path("/proc/sys")):
+            cause = "/proc is not mounted (or is not procfs)"
+        elif not os.path.exists(host.host_path(SYSRQ_SYSCTL)):
+            cause = "this kernel has no Magic SysRq support (built without CONFIG_MAGIC_SYSRQ: no %s)" % SYSRQ_SYSCTL
+        else:
+            cause = "the trigger file is hidden (a container runtime masks it)"
+        raise TriggerError("%s does not exist: %s; no key was written" % (TRIGGER, cause))
+    if not os.access(path, os.W_OK):
+        raise TriggerError("%s is not writable: run as root (become: true); in a container /proc may be "
+                           "mounted read-only; no key was written" % TRIGGER)
+    return path
+
+
+def write_key(key):
+    """Write one key to ``/proc/sysrq-trigger``. The kernel acts on the first character of each write."""
+    path = host.host_path(TRIGGER)
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        raise TriggerError("%s does not exist: this kernel has no Magic SysRq support" % TRIGGER) from None
+    except OSError as exc:
+        raise TriggerError("cannot open %s for writing: %s (read-only /proc in a container, or not root)"
+                           % (TRIGGER, exc.strerror)) from None
+    try:
+        os.write(fd, key.encode("ascii"))
+    except OSError as exc:
+        raise TriggerError("writing %r to %s failed: %s (read-only /proc in a container?)"
+                           % (key, TRIGGER, exc.strerror)) from None
+    finally:
+        os.close(fd)
+
+
+def write_keys(keys, delay=0.0, writer=None, pause=None):
+    """Write ``keys`` one by one (``writer``, default :func:`write_key`), ``pause(delay)`` between them.
+
+    Returns the keys written.
+    """
+    writer = writer or write_key
+    pause = pause or time.sleep
+    written = []
+    for index, key in enumerate(keys):
+        if index and delay:
+            pause(delay)
+        writer(key)
+        written.append(key)
+    return written
