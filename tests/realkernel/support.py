@@ -1,0 +1,101 @@
+"""Helpers of the real-kernel suite: ansible-playbook runs with JSON results."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.lab import GUESTS, Lab
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
+HOSTS = list(GUESTS)
+
+
+def _env() -> dict[str, str]:
+    """The environment scripts/env.sh gives (also when pytest was not started from `make`)."""
+    out = subprocess.run(["bash", "-c", f". {REPO}/scripts/env.sh && env -0"], capture_output=True,
+                         check=True).stdout.decode()
+    env = dict(kv.split("=", 1) for kv in out.split("\0") if "=" in kv)
+    env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
+    env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"
+    env["ANSIBLE_FORKS"] = str(max(len(HOSTS), 5))
+    env["ANSIBLE_DEPRECATION_WARNINGS"] = "False"
+    env["ANSIBLE_PIPELINING"] = "True"  # one SSH round trip a task: about half the time under TCG
+    env.pop("ANSIBLE_NOCOLOR", None)
+    env["ANSIBLE_NOCOLOR"] = "1"
+    return env
+
+
+@dataclass
+class PlaybookRun:
+    playbook: str
+    rc: int
+    stdout: str
+    stderr: str
+    seconds: float
+    data: dict = field(default_factory=dict)
+
+    def result(self, task: str, host: str) -> dict:
+        """The result of the named task on a host (the last one of that name)."""
+        found = None
+        for play in self.data.get("plays", []):
+            for t in play.get("tasks", []):
+                if t["task"]["name"] == task and host in t.get("hosts", {}):
+                    found = t["hosts"][host]
+        if found is None:
+            raise AssertionError(f"{self.playbook}: no result for task {task!r} on {host}\n{self.summary()}")
+        return found
+
+    def summary(self) -> str:
+        lines = [f"{self.playbook}: rc={self.rc} in {self.seconds:.0f}s"]
+        for play in self.data.get("plays", []):
+            for t in play.get("tasks", []):
+                for host, r in t.get("hosts", {}).items():
+                    flag = "FAILED" if r.get("failed") else ("changed" if r.get("changed") else "ok")
+                    if r.get("skipped"):
+                        flag = "skipped"
+                    msg = f" -- {r.get('msg')}" if r.get("failed") else ""
+                    lines.append(f"  [{host}] {t['task']['name']}: {flag}{msg}")
+        if not self.data:
+            lines += [self.stdout[-3000:], self.stderr[-3000:]]
+        elif self.stderr.strip():
+            lines.append("stderr: " + self.stderr[-2000:])
+        return "\n".join(lines)
+
+
+class Ansible:
+    def __init__(self, lab: Lab, logdir: Path):
+        self.lab = lab
+        self.env = _env()
+        self.logdir = logdir
+        logdir.mkdir(parents=True, exist_ok=True)
+
+    def playbook(self, name: str, extra_vars: dict | None = None, check: bool = False) -> PlaybookRun:
+        cmd = ["ansible-playbook", "-i", str(self.lab.inventory_file), str(PLAYBOOKS / name)]
+        if extra_vars:
+            cmd += ["--extra-vars", json.dumps(extra_vars)]
+        if check:
+            cmd.append("--check")
+        t0 = time.monotonic()
+        p = subprocess.run(cmd, capture_output=True, text=True, env=self.env, cwd=REPO, timeout=1800, check=False)
+        run = PlaybookRun(name, p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
+        stem = Path(name).stem
+        (self.logdir / f"{stem}.json").write_text(p.stdout)
+        (self.logdir / f"{stem}.stderr").write_text(p.stderr)
+        try:
+            run.data = json.loads(p.stdout[p.stdout.index("{"):])
+        except ValueError:
+            run.data = {}
+        print(run.summary())
+        return run
+
+
+def ok(run: PlaybookRun, task: str, host: str) -> dict:
+    """A task's result that must have succeeded."""
+    r = run.result(task, host)
+    assert not r.get("failed"), f"{task} failed on {host}: {r.get('msg')}\n{run.summary()}"
+    assert not r.get("skipped"), f"{task} was skipped on {host}\n{run.summary()}"
+    return r

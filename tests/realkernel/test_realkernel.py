@@ -1,0 +1,368 @@
+"""The core modules on real kernels: Debian 12 (6.1) and Debian 13 (6.12) under QEMU.
+
+Phases, each one ansible-playbook run against both guests at once (forks run them in parallel):
+  reset -> keyboard w refused (mask 438) -> 10-configure -> keyboard w allowed -> 20-cmdline-add
+  -> reboot -> 30-after-reboot -> 50-trigger -> 40-cmdline-remove -> reboot -> 60-after-remove
+Two reboots in all. Fixtures are module scoped and chained, so the phases run once, in order.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import re
+import time
+
+import pytest
+
+from tests.realkernel.support import HOSTS, ok
+
+MASK = 186  # log_level 2 + dumps 8 + sync 16 + remount 32 + reboot 128
+FUNCTIONS = ["dumps", "log_level", "reboot", "remount", "sync"]
+DROPIN = "/etc/sysctl.d/90-magic-sysrq.conf"
+ARG = "console=ttyS0,115200n8"
+NMI = {"unknown_nmi_panic": "1", "panic_on_unrecovered_nmi": "1", "panic": "10", "hung_task_timeout_secs": "240"}
+KERNEL = {"deb12": "6.1.", "deb13": "6.12."}
+
+RESET = r"""
+# Back to what a fresh boot of the lab image has, for a lab reused from an earlier run.
+p=/var/lib/magic-sysrq-lab/pristine
+if [ ! -e "$p/grub" ]; then          # first sight of this guest: remember its boot configuration
+  mkdir -p "$p"
+  cp -a /etc/default/grub "$p/grub"
+  cp -a /etc/default/grub.d "$p/grub.d"
+  cp /proc/cmdline "$p/cmdline"
+elif ! cmp -s /etc/default/grub "$p/grub" || ! diff -rq /etc/default/grub.d "$p/grub.d" >/dev/null; then
+  cp -a "$p/grub" /etc/default/grub
+  rm -rf /etc/default/grub.d && cp -a "$p/grub.d" /etc/default/grub.d
+  update-grub >/dev/null 2>&1
+fi
+rm -f /etc/sysctl.d/90-magic-sysrq.conf /etc/sysctl.d/90-magic-sysrq-nmi.conf /etc/sysctl.d/91-lab-nmi-watchdog.conf
+[ -f /etc/sysctl.conf ] && sed -i '/^[[:space:]]*kernel\.sysrq/d' /etc/sysctl.conf
+sysctl -q -w kernel.sysrq=438 kernel.unknown_nmi_panic=0 kernel.panic_on_unrecovered_nmi=0 kernel.panic=0 \
+    kernel.hung_task_timeout_secs=120
+cmp -s /proc/cmdline "$p/cmdline" || echo REBOOT
+true
+"""
+
+pytestmark = pytest.mark.parametrize("host", HOSTS)
+
+
+def _parallel(fn, names=tuple(HOSTS)):
+    with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+        return dict(zip(names, pool.map(fn, names)))
+
+
+def _facts(run, task, host):
+    r = ok(run, task, host)
+    return r["ansible_facts"]["magic_sysrq"]
+
+
+def _winner_path(winner):
+    return (winner or {}).get("path")
+
+
+# ----------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def clean(lab):
+    """Guests as a fresh boot has them (a reused lab may carry an earlier run's settings)."""
+    out = _parallel(lambda n: lab.ssh(n, RESET, timeout=300).stdout)
+    dirty = [n for n, text in out.items() if "REBOOT" in text]
+    if dirty:
+        lab.reboot(*dirty)
+    return lab
+
+
+def _keyboard_w(lab, name):
+    """Press alt+sysrq+w on the guest's (i8042) keyboard through QMP; return what the serial console showed."""
+    offset = lab.serial_size(name)
+    lab.send_keys(name, "alt", "sysrq", "w")
+    deadline = time.monotonic() + 30
+    text = ""
+    while time.monotonic() < deadline:
+        text = lab.serial_since(name, offset)
+        if "Show Blocked State" in text or "operation is disabled" in text:
+            break
+        time.sleep(0.5)
+    return text
+
+
+@pytest.fixture(scope="module")
+def keyboard_before(clean):
+    return _parallel(lambda n: _keyboard_w(clean, n))
+
+
+@pytest.fixture(scope="module")
+def configure(ansible, keyboard_before):
+    return ansible.playbook("10-configure.yml")
+
+
+@pytest.fixture(scope="module")
+def keyboard_after(lab, configure):
+    return _parallel(lambda n: _keyboard_w(lab, n))
+
+
+@pytest.fixture(scope="module")
+def cmdline_add(ansible, keyboard_after):
+    return ansible.playbook("20-cmdline-add.yml")
+
+
+@pytest.fixture(scope="module")
+def reboot1(lab, cmdline_add):
+    before = _parallel(lab.boot_id)
+    t0 = time.monotonic()
+    lab.reboot(*HOSTS)
+    return {"before": before, "after": _parallel(lab.boot_id), "seconds": time.monotonic() - t0}
+
+
+@pytest.fixture(scope="module")
+def after_reboot(ansible, reboot1):
+    return ansible.playbook("30-after-reboot.yml")
+
+
+@pytest.fixture(scope="module")
+def trigger(lab, ansible, after_reboot):
+    before = _parallel(lab.boot_id)
+    run = ansible.playbook("50-trigger.yml")
+    run.boot_before = before
+    run.boot_after = _parallel(lambda n: lab.ssh(n, "cat /proc/sys/kernel/random/boot_id").stdout.strip())
+    return run
+
+
+@pytest.fixture(scope="module")
+def cmdline_remove(ansible, trigger):
+    return ansible.playbook("40-cmdline-remove.yml")
+
+
+@pytest.fixture(scope="module")
+def reboot2(lab, cmdline_remove):
+    before = _parallel(lab.boot_id)
+    lab.reboot(*HOSTS)
+    return {"before": before, "after": _parallel(lab.boot_id)}
+
+
+@pytest.fixture(scope="module")
+def after_remove(ansible, reboot2):
+    return ansible.playbook("60-after-remove.yml")
+
+
+# ----------------------------------------------------------------------------------------------- the lab
+def test_guest_runs_its_debian_kernel_booted_through_grub(host, hosts, clean):
+    h = hosts[host]
+    assert h.run("uname -r").stdout.startswith(KERNEL[host])
+    cmdline = h.file("/proc/cmdline").content_string
+    assert "BOOT_IMAGE=" in cmdline, "not booted through GRUB"
+    assert "console=ttyS0,115200" in cmdline
+    assert h.file("/proc/sys/kernel/sysrq").content_string.strip() == "438"
+
+
+def test_keyboard_w_refused_under_debian_default_mask(host, keyboard_before):
+    assert "This sysrq operation is disabled" in keyboard_before[host], keyboard_before[host][-2000:]
+
+
+# ----------------------------------------------------------------------------------------------- sysrq_mask
+def test_sysrq_mask_conflicting_sysctl_conf_is_detected(host, configure):
+    r = configure.result("Set the mask while /etc/sysctl.conf overrides it", host)
+    assert r.get("failed"), f"a conflicting /etc/sysctl.conf line was not detected: {r}"
+    assert "/etc/sysctl.conf" in r["msg"], r["msg"]
+    assert ok(configure, "Read the mask after the refused change", host)["stdout"].strip() == "438"
+    assert not ok(configure, "Look for the drop-in after the refused change", host)["stat"]["exists"]
+
+
+def test_sysrq_mask_check_mode_changes_nothing(host, configure):
+    r = ok(configure, "Set the mask in check mode", host)
+    assert r["changed"]
+    assert ok(configure, "Read the mask after check mode", host)["stdout"].strip() == "438"
+
+
+def test_sysrq_mask_is_live_at_once(host, configure):
+    r = ok(configure, "Set the mask", host)
+    assert r["changed"]
+    assert r["mask"] == MASK
+    assert sorted(r["functions"]) == FUNCTIONS
+    assert r["previous"] == 438
+    assert r["runtime"] == MASK
+    assert _winner_path(r["winner"]) == DROPIN
+    assert r["in_sync"] is True
+    assert ok(configure, "Read the mask at once", host)["stdout"].strip() == str(MASK)
+
+
+def test_sysrq_mask_second_run_changes_nothing(host, configure):
+    r = ok(configure, "Set the mask again", host)
+    assert r["changed"] is False
+
+
+def test_sysrq_mask_dropin_file(host, hosts, configure):
+    f = hosts[host].file(DROPIN)
+    assert f.is_file
+    assert f.mode == 0o644
+    assert re.search(rf"^\s*kernel\.sysrq\s*=\s*{MASK}\s*$", f.content_string, re.M), f.content_string
+    assert not re.search(r"^\s*kernel\.sysrq", hosts[host].file("/etc/sysctl.conf").content_string, re.M)
+
+
+def test_keyboard_w_allowed_once_the_mask_has_dumps(host, keyboard_after):
+    assert "Show Blocked State" in keyboard_after[host], keyboard_after[host][-2000:]
+
+
+# ----------------------------------------------------------------------------------------------- nmi_panic
+def test_nmi_panic_values_are_live_at_once(host, configure):
+    r = ok(configure, "Set the NMI and panic settings", host)
+    assert r["changed"]
+    assert {k: str(v) for k, v in r["settings"].items()} == NMI
+    assert not r["unsupported"]
+    values = ok(configure, "Read the NMI settings at once", host)["stdout"].split()
+    assert values[:4] == [NMI["unknown_nmi_panic"], NMI["panic_on_unrecovered_nmi"], NMI["panic"],
+                          NMI["hung_task_timeout_secs"]]
+
+
+def test_nmi_panic_second_run_changes_nothing(host, configure):
+    assert ok(configure, "Set the NMI and panic settings again", host)["changed"] is False
+
+
+def test_nmi_watchdog_without_pmu_is_unsupported_and_not_written(host, configure):
+    r = ok(configure, "Ask for the hardlockup detector (no PMU under TCG)", host)
+    assert "nmi_watchdog" in r["unsupported"], r
+    assert "nmi_watchdog" not in r.get("settings", {})
+    assert ok(configure, "Read the NMI settings at once", host)["stdout"].split()[4] == "0"
+    wd = configure.result("Read the NMI watchdog drop-in, if any", host)
+    assert "nmi_watchdog" not in wd.get("stdout", "")
+
+
+# ----------------------------------------------------------------------------------------------- sysrq_facts
+def test_sysrq_facts_report_what_was_set(host, configure):
+    f = _facts(configure, "Gather SysRq facts", host)
+    assert f["available"] is True and f["trigger"] is True
+    assert f["mask"] == MASK
+    assert sorted(f["functions"]) == FUNCTIONS
+    assert _winner_path(f["winner"]) == DROPIN
+    assert f["persistent"] == MASK and f["in_sync"] is True
+    assert f["boot_order"] == "systemd"
+    for name, value in NMI.items():
+        assert str(f["nmi"][name]["value"]) == value, (name, f["nmi"][name])
+        assert f["nmi"][name]["supported"] is True
+    assert f["nmi"]["nmi_watchdog"]["supported"] is False or str(f["nmi"]["nmi_watchdog"]["value"]) == "0"
+    assert "console=ttyS0,115200" in f["cmdline_args"]
+    assert any(c["name"] == "ttyS0" for c in f["consoles"])
+    assert f["kexec_crash_size"] and f["kexec_crash_size"] > 0  # kdump-tools' crashkernel= reservation
+    assert f["kexec_crash_loaded"] is False  # USE_KDUMP=0 in the lab image
+    assert f["kdump_service"]["unit"] == "kdump-tools.service"
+
+
+# ----------------------------------------------------------------------------------------------- kernel_cmdline
+def test_kernel_cmdline_add_through_grub(host, hosts, cmdline_add):
+    check = ok(cmdline_add, "Add the serial console argument in check mode", host)
+    assert check["changed"]
+    r = ok(cmdline_add, "Add the serial console argument", host)
+    assert r["changed"], "check mode must not have written anything"
+    assert r["reboot_required"] is True
+    again = ok(cmdline_add, "Add the serial console argument again", host)
+    assert again["changed"] is False
+    assert again["reboot_required"] is True  # still not active until the reboot
+    grub = ok(cmdline_add, "Read the generated GRUB configuration", host)
+    assert int(grub["stdout"].strip() or 0) >= 1, "update-grub did not put the argument in grub.cfg"
+    assert ARG not in hosts[host].file("/proc/cmdline").content_string
+
+
+# ----------------------------------------------------------------------------------------------- after reboot 1
+def test_reboot_happened(host, reboot1):
+    assert reboot1["after"][host] != reboot1["before"][host]
+
+
+def test_sysrq_mask_survives_reboot(host, hosts, after_reboot):
+    assert hosts[host].file("/proc/sys/kernel/sysrq").content_string.strip() == str(MASK)
+    f = _facts(after_reboot, "Gather SysRq facts", host)
+    assert f["mask"] == MASK and f["in_sync"] is True
+    assert _winner_path(f["winner"]) == DROPIN
+    assert ok(after_reboot, "Set the mask again after the reboot", host)["changed"] is False
+
+
+def test_nmi_panic_survives_reboot(host, hosts, after_reboot):
+    h = hosts[host]
+    for name, value in NMI.items():
+        assert h.file(f"/proc/sys/kernel/{name}").content_string.strip() == value, name
+    f = _facts(after_reboot, "Gather SysRq facts", host)
+    for name, value in NMI.items():
+        assert str(f["nmi"][name]["value"]) == value
+        assert _winner_path(f["nmi"][name]["winner"]) == "/etc/sysctl.d/90-magic-sysrq-nmi.conf"
+    r = ok(after_reboot, "Set the NMI and panic settings again after the reboot", host)
+    assert r["changed"] is False
+
+
+def test_kernel_cmdline_active_after_reboot(host, hosts, after_reboot, cmdline_remove):
+    f = _facts(after_reboot, "Gather SysRq facts", host)
+    assert ARG in f["cmdline_args"]
+    assert "console=ttyS0,115200" in f["cmdline_args"]
+    assert any(c["name"] == "ttyS0" for c in f["consoles"])
+    again = ok(cmdline_remove, "Add the serial console argument after the reboot", host)
+    assert again["changed"] is False
+    assert again["reboot_required"] is False
+
+
+# ----------------------------------------------------------------------------------------------- sysrq_trigger
+def test_sysrq_trigger_w_returns_exactly_the_blocked_tasks(host, trigger):
+    made = ok(trigger, "Freeze a loop-mounted ext4 and start writers into it", host)
+    writers = {int(p) for p in made["stdout"].split()}
+    assert len(writers) == 3
+    ps = ok(trigger, "List D-state tasks with ps before the dump", host)["stdout"]
+    ps_d = {int(fields[0]) for fields in (ln.split() for ln in ps.splitlines()) if fields[1].startswith("D")}
+    assert writers <= ps_d, f"writers {writers} not all in D state: {ps}"
+    r = ok(trigger, "Dump blocked tasks", host)
+    assert any("Show Blocked State" in line for line in r["output"])
+    tasks = r["tasks"]
+    assert {t["pid"] for t in tasks} == writers, tasks
+    assert {t["comm"] for t in tasks} == {"dd", "touch", "mkdir"}
+    for t in tasks:
+        assert t["state"] == "D"
+        assert t["frames"], t
+        assert "ppid" in t
+        if host == "deb13":
+            assert t.get("tgid") == t["pid"]  # 6.12 prints tgid: in the task header
+
+
+def test_sysrq_trigger_t_matches_ps(host, trigger):
+    before = len(ok(trigger, "List threads with ps before the t dump", host)["stdout"].split())
+    after = len(ok(trigger, "List threads with ps after the t dump", host)["stdout"].split())
+    r = ok(trigger, "Dump all tasks", host)
+    assert not r.get("lost_records"), "the t dump overflowed the ring buffer"
+    n = len(r["tasks"])
+    tolerance = max(5, (before + after) // 40)
+    assert min(before, after) - tolerance <= n <= max(before, after) + tolerance, (n, before, after)
+    comms = {t["comm"] for t in r["tasks"]}
+    assert {"systemd", "kthreadd", "sshd"} <= comms or {"systemd", "kthreadd"} <= comms
+    assert all(t["pid"] >= 1 for t in r["tasks"])
+
+
+def test_sysrq_trigger_refuses_destructive_keys_and_the_guest_stays_up(host, trigger):
+    for task in ("Reboot without consent", "Send reisub without consent"):
+        r = trigger.result(task, host)
+        assert r.get("failed"), f"{task}: not refused: {r}"
+        assert "allow_destructive" in r["msg"], r["msg"]
+        assert not r.get("changed")
+    check = ok(trigger, "Crash with consent in check mode", host)
+    assert check.get("msg") or check.get("output") is not None
+    boot = ok(trigger, "Read the boot id after the refused keys", host)["stdout"].strip()
+    assert boot == trigger.boot_before[host] == trigger.boot_after[host]
+
+
+# ----------------------------------------------------------------------------------------------- removal
+def test_kernel_cmdline_remove(host, cmdline_remove):
+    r = ok(cmdline_remove, "Remove the serial console argument", host)
+    assert r["changed"]
+    assert r["reboot_required"] is True
+    again = ok(cmdline_remove, "Remove the serial console argument again", host)
+    assert again["changed"] is False
+
+
+def test_kernel_cmdline_gone_after_reboot(host, hosts, reboot2, after_remove):
+    assert reboot2["after"][host] != reboot2["before"][host]
+    cmdline = hosts[host].file("/proc/cmdline").content_string
+    assert ARG not in cmdline.split()
+    assert "console=ttyS0,115200" in cmdline.split()  # the image's own argument is kept
+    r = ok(after_remove, "Remove the serial console argument after the reboot", host)
+    assert r["changed"] is False
+    assert r["reboot_required"] is False
+
+
+def test_settings_survive_a_second_reboot(host, after_remove):
+    f = _facts(after_remove, "Gather SysRq facts", host)
+    assert f["mask"] == MASK and f["in_sync"] is True
+    assert str(f["nmi"]["unknown_nmi_panic"]["value"]) == "1"
+    assert ARG not in f["cmdline_args"]
