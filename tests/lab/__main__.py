@@ -1,4 +1,4 @@
-"""python -m tests.lab up|down|status|inventory|ssh NAME [CMD...]|serial NAME|build|images|capture-dumps|demo"""
+"""python -m tests.lab up|down|status|inventory|ssh NAME [CMD...]|serial NAME|build|images|capture-dumps"""
 from __future__ import annotations
 
 import argparse
@@ -30,8 +30,6 @@ def main(argv: list[str] | None = None) -> int:
     build = sub.add_parser("build", help="build (or find cached) base images")
     build.add_argument("names", nargs="*")
     sub.add_parser("images", help="print the cached base image paths")
-    demo = sub.add_parser("demo", help="the main job: lab up, harden-sysrq, fleet-wide w dump, lab down")
-    demo.add_argument("--out", help="where sysrq-dump.yml writes (default: sysrq-dumps/ in the repo)")
     cap = sub.add_parser("capture-dumps", help="capture w/t/l dumps from running guests into tests/unit/fixtures/dumps")
     cap.add_argument("--keys", default="wtl")
     args = p.parse_args(argv)
@@ -78,9 +76,6 @@ def main(argv: list[str] | None = None) -> int:
             for name, path in build_all(args.names or None).items():
                 print(f"{name}: {path}")
             print(f"images ready in {time.monotonic() - t0:.0f}s")
-        elif args.cmd == "demo":
-            from .demo import main as demo_main
-            return demo_main(args.out)
         elif args.cmd == "capture-dumps":
             from .dumps import capture_all
             for r in capture_all(Lab(list(Lab().state()) or None), keys=args.keys):
