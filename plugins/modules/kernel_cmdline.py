@@ -165,7 +165,7 @@ configured:
   returned: success
   type: list
   elements: str
-  sample: [console=tty0, console=ttyS0,115200n8]
+  sample: [console=tty0, "console=ttyS0,115200n8"]
 entries:
   description:
     - Every boot entry with its arguments. V(grubby) and V(systemd_boot) list the real entries; the GRUB backends
