@@ -1,0 +1,59 @@
+# Copyright: magic_sysrq.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: sysrq_dump_files
+short_description: The per-host files of a SysRq dump (raw output and parsed tasks), ready for report_files
+version_added: 0.2.0
+author:
+  - magic_sysrq.fleet maintainers (@magic-sysrq)
+description:
+  - From each host's registered M(magic_sysrq.fleet.sysrq_trigger) result, makes C(<host>/output.txt) (the kernel's
+    lines) and C(<host>/tasks.json) (the parsed tasks) for every host that answered. Unreachable and failed hosts
+    get no files; P(magic_sysrq.fleet.sysrq_dump_summary#filter) reports them.
+options:
+  _input:
+    description: A dict of host name to its registered result (or null).
+    type: dict
+    required: true
+  hosts:
+    description: Only these hosts (for example C(ansible_play_batch)). Default every host of the input.
+    type: list
+    elements: str
+"""
+
+EXAMPLES = r"""
+- name: Write this batch's dumps
+  magic_sysrq.fleet.report_files:
+    dest: "{{ report_dir }}"
+    files: "{{ results | magic_sysrq.fleet.sysrq_dump_files(hosts=ansible_play_batch) }}"
+  run_once: true
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+_value:
+  description: Relative path to content (a list of lines, or JSON text).
+  type: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils import dump_report
+
+
+def sysrq_dump_files(results, hosts=None):
+    if results is not None and not isinstance(results, dict):
+        raise AnsibleFilterError("sysrq_dump_files expects a dict of host -> registered result, got %s"
+                                 % type(results).__name__)
+    try:
+        return dump_report.host_files(results, hosts)
+    except dump_report.ReportError as exc:
+        raise AnsibleFilterError("sysrq_dump_files: %s" % exc) from None
+
+
+class FilterModule:
+    def filters(self):
+        return {"sysrq_dump_files": sysrq_dump_files}

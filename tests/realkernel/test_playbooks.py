@@ -1,0 +1,216 @@
+"""The incident playbooks on real kernels (Debian 12 / 6.1 and Debian 13 / 6.12 under QEMU).
+
+In order (module fixtures, chained):
+  D-state tasks made on deb12 -> sysrq-dump.yml on both guests at once: the summary groups the three tasks as one
+  stack on deb12 and shows none on deb13 -> harden-sysrq.yml -> the mask changed by hand on deb13 ->
+  check-sysrq-policy.yml fails with a JUnit failure for deb13 only -> harden-sysrq.yml -> check passes ->
+  a real kdump crash dmesg (tests/unit/fixtures/crash) put in deb13's /var/crash -> collect-dmesg.yml brings it
+  back and names its panic reason (the crash itself takes minutes: enable-crash-capture.yml with
+  crash_capture_test_crash=true does it, see docs/enable-crash-capture.md) -> deb13 stopped (QMP stop) ->
+  sysrq-dump.yml reports it unreachable and still writes deb12's summary -> deb13
+  resumed (QMP cont).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tests.realkernel.support import REPO, latest_dir, run_playbook
+
+PLAYBOOKS = REPO / "playbooks"
+STUCK = "deb12"
+QUIET = "deb13"
+
+MAKE_STUCK = r"""
+set -e
+mkdir -p /mnt/pb-frz
+truncate -s 64M /root/pb-frz.img
+mkfs.ext4 -q -F /root/pb-frz.img
+mount -o loop /root/pb-frz.img /mnt/pb-frz
+sync
+fsfreeze -f /mnt/pb-frz
+for i in 1 2 3; do nohup touch /mnt/pb-frz/f$i </dev/null >/dev/null 2>&1 & done
+for _ in $(seq 1 100); do
+  [ "$(ps -eo stat=,args= | grep -c '^D.*touch /mnt/pb-frz')" -ge 3 ] && break
+  sleep 0.2
+done
+ps -eo pid=,stat=,args= | awk '$2 ~ /^D/ && /pb-frz/ {print $1}'
+"""
+RELEASE = r"""
+fsfreeze -u /mnt/pb-frz 2>/dev/null || true
+for _ in $(seq 1 50); do pgrep -f /mnt/pb-frz >/dev/null || break; sleep 0.2; done
+umount /mnt/pb-frz 2>/dev/null || umount -l /mnt/pb-frz 2>/dev/null || true
+rm -f /root/pb-frz.img
+"""
+
+
+# ----------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def stuck(lab):
+    """Three `touch` processes blocked in D state on deb12 (writers into a frozen filesystem), released after."""
+    lab.ssh(QUIET, RELEASE, check=False)
+    pids = sorted(int(p) for p in lab.ssh(STUCK, MAKE_STUCK, timeout=120).stdout.split())
+    assert len(pids) == 3, pids
+    yield pids
+    lab.ssh(STUCK, RELEASE, check=False, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def dump_both(ansible, stuck, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sysrq-dumps")
+    rc, text, seconds = run_playbook(ansible, "sysrq-dump.yml", {"sysrq_dump_root": str(root)}, out="sysrq-dump-both")
+    where = latest_dir(root)
+    return {"rc": rc, "text": text, "seconds": seconds, "dir": where,
+            "summary": json.loads((where / "summary.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def policy(lab, ansible, dump_both, tmp_path_factory):
+    """harden, change deb13's mask by hand, check (fails), harden again, check (passes)."""
+    reports = tmp_path_factory.mktemp("policy")
+    out = {"harden1": run_playbook(ansible, "harden-sysrq.yml", out="harden-1")}
+    lab.ssh(QUIET, "sysctl -q -w kernel.sysrq=1")
+    out["check_bad"] = run_playbook(ansible, "check-sysrq-policy.yml", {"sysrq_report_dir": str(reports / "bad")},
+                            out="check-bad")
+    out["junit_bad"] = ET.parse(reports / "bad" / "sysrq-policy.junit.xml")
+    out["harden2"] = run_playbook(ansible, "harden-sysrq.yml", out="harden-2")
+    out["check_good"] = run_playbook(ansible, "check-sysrq-policy.yml", {"sysrq_report_dir": str(reports / "good")},
+                             out="check-good")
+    out["junit_good"] = ET.parse(reports / "good" / "sysrq-policy.junit.xml")
+    return out
+
+
+CRASH_FIXTURE = REPO / "tests" / "unit" / "fixtures" / "crash" / "sysrq-crash-deb13-6.12.dmesg.txt"
+CRASH_STAMP = "202611220930"
+
+
+@pytest.fixture(scope="module")
+def collected(lab, ansible, policy, tmp_path_factory):
+    """A kdump crash dmesg in deb13's crash directory, then collect-dmesg.yml on both guests."""
+    root = tmp_path_factory.mktemp("kernel-logs")
+    lab.ssh(QUIET, f"mkdir -p /var/crash/{CRASH_STAMP} && cat > /var/crash/{CRASH_STAMP}/dmesg.{CRASH_STAMP}",
+            input_data=CRASH_FIXTURE.read_text())
+    try:
+        rc, text, seconds = run_playbook(ansible, "collect-dmesg.yml", {"collect_dmesg_root": str(root), "level": "warn"},
+                                 out="collect-dmesg")
+    finally:
+        lab.ssh(QUIET, f"rm -rf /var/crash/{CRASH_STAMP}", check=False)
+    where = latest_dir(root)
+    return {"rc": rc, "text": text, "seconds": seconds, "dir": where,
+            "summary": json.loads((where / "summary.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def one_stopped(lab, ansible, collected, tmp_path_factory):
+    """deb13 stopped (QEMU `stop`: the guest freezes, its SSH no longer answers) during a fleet dump."""
+    root = tmp_path_factory.mktemp("sysrq-dumps-stopped")
+    lab.qmp(QUIET, "stop")
+    try:
+        # A fresh control path: no SSH master left from earlier runs that would hang instead of failing.
+        with tempfile.TemporaryDirectory() as control:
+            rc, text, seconds = run_playbook(ansible, "sysrq-dump.yml", {"sysrq_dump_root": str(root)},
+                                     env={"ANSIBLE_SSH_CONTROL_PATH_DIR": control}, out="sysrq-dump-stopped")
+    finally:
+        with contextlib.suppress(Exception):
+            lab.qmp(QUIET, "cont")
+    where = latest_dir(root)
+    return {"rc": rc, "text": text, "seconds": seconds, "dir": where,
+            "summary": json.loads((where / "summary.json").read_text())}
+
+
+# ----------------------------------------------------------------------------------------------- sysrq-dump
+def test_dump_of_both_guests_groups_the_stuck_tasks_as_one_stack_on_one_host(dump_both, stuck):
+    s = dump_both["summary"]
+    assert dump_both["rc"] == 0, dump_both["text"][-3000:]
+    assert (s["asked"], s["answered"], s["unreachable"], s["failed"]) == (2, 2, [], {})
+    blocked = [g for g in s["groups"] if g["state"] == "D"]
+    assert len(blocked) == 1, blocked
+    group = blocked[0]
+    assert (group["count"], group["hosts"], group["host_count"], group["comms"]) == (3, [STUCK], 1, ["touch"])
+    assert {"percpu_rwsem_wait", "mnt_want_write"} <= set(group["frames"])
+    assert s["blocked_per_host"] == {STUCK: 3, QUIET: 0}
+    md = (dump_both["dir"] / "summary.md").read_text()
+    assert "### 1. 3 task(s) in state D on 1 host(s): touch" in md and f"Hosts: {STUCK}\n" in md
+
+
+def test_dump_writes_each_host_and_the_fleet_files(dump_both, stuck):
+    where = dump_both["dir"]
+    tasks = json.loads((where / STUCK / "tasks.json").read_text())
+    assert sorted(t["pid"] for t in tasks if t["state"] == "D") == stuck
+    assert "Show Blocked State" in (where / STUCK / "output.txt").read_text()
+    assert json.loads((where / QUIET / "tasks.json").read_text()) == []
+    folded = (where / "stacks.folded").read_text().splitlines()
+    assert len(folded) == 1 and folded[0].startswith("touch;entry_SYSCALL_64") and folded[0].endswith(" 3")
+    flame = where / "flamegraph.html"
+    summary = dump_both["summary"]
+    assert flame.exists() is (not summary["flamegraph_missing"])
+    if flame.exists():
+        assert "mnt_want_write" in flame.read_text()
+
+
+# ----------------------------------------------------------------------------------------------- policy
+def _cases(tree):
+    return {case.get("name"): case.find("failure") for case in tree.getroot().iter("testcase")}
+
+
+def test_check_policy_fails_for_the_guest_changed_by_hand(policy):
+    assert policy["harden1"][0] == 0, policy["harden1"][1][-3000:]
+    rc, text = policy["check_bad"][:2]
+    assert rc != 0, text[-3000:]
+    cases = _cases(policy["junit_bad"])
+    assert set(cases) == {STUCK, QUIET}
+    assert cases[STUCK] is None
+    assert cases[QUIET] is not None and "running mask is 1" in cases[QUIET].get("message")
+
+
+def test_check_policy_passes_after_harden(policy):
+    assert policy["harden2"][0] == 0, policy["harden2"][1][-3000:]
+    rc, text = policy["check_good"][:2]
+    assert rc == 0, text[-3000:]
+    assert all(failure is None for failure in _cases(policy["junit_good"]).values())
+
+
+# ----------------------------------------------------------------------------------------------- collect-dmesg
+def test_collect_dmesg_brings_back_the_crash_dmesg_and_names_its_panic_reason(collected):
+    s = collected["summary"]
+    assert collected["rc"] == 0, collected["text"][-3000:]
+    assert (s["asked"], s["answered"]) == (2, 2)
+    # a reused lab may hold real crash-test dumps too; the file put there just now is the newest
+    crash = s["crashes"][0]
+    assert crash["host"] == QUIET and crash["path"] == f"/var/crash/{CRASH_STAMP}/dmesg.{CRASH_STAMP}", s["crashes"]
+    assert (crash["reason"], crash["kind"], crash["panicked"]) == ("sysrq triggered crash", "sysrq-crash", True)
+    copy = collected["dir"] / QUIET / "crash" / CRASH_STAMP / f"dmesg.{CRASH_STAMP}"
+    assert copy.read_text() == CRASH_FIXTURE.read_text()
+    md = (collected["dir"] / "summary.md").read_text()
+    assert f"### {QUIET}: sysrq triggered crash" in md
+
+
+def test_collect_dmesg_writes_each_kernel_log_with_iso_times_and_levels(collected):
+    assert collected["summary"]["levels"] == ["emerg", "alert", "crit", "err", "warn"]
+    for host in (STUCK, QUIET):
+        text = (collected["dir"] / host / "dmesg.txt").read_text()
+        assert all(line[:4].isdigit() and line[10] == "T" for line in text.splitlines()[:5]), text[:500]
+
+
+# ----------------------------------------------------------------------------------------------- unreachable
+def test_a_stopped_guest_is_unreachable_and_the_other_is_still_summarised(one_stopped):
+    s = one_stopped["summary"]
+    assert one_stopped["rc"] == 0, one_stopped["text"][-3000:]
+    assert s["unreachable"] == [QUIET] and s["hosts_answered"] == [STUCK]
+    assert s["unreachable_reasons"][QUIET]
+    assert any(g["hosts"] == [STUCK] and g["state"] == "D" for g in s["groups"])
+    md = (one_stopped["dir"] / "summary.md").read_text()
+    assert f"- Unreachable: {QUIET}: " in md
+    assert (one_stopped["dir"] / STUCK / "tasks.json").exists() and not (one_stopped["dir"] / QUIET).exists()
+
+
+def test_the_stopped_guest_answers_again_after_cont(lab, one_stopped):
+    deadline = time.monotonic() + 60
+    while lab.ssh(QUIET, "true", check=False, timeout=20).returncode != 0:
+        assert time.monotonic() < deadline, f"{QUIET} did not answer after QMP cont"
+        time.sleep(2)

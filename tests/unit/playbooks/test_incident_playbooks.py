@@ -1,0 +1,119 @@
+"""The incident playbooks' controller side, without any reachable host: refusals happen before a host is
+contacted, and unreachable hosts end up in the summaries (the real-kernel suite runs them on the lab)."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+
+import pytest
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils import flamegraph
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
+def _closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory):
+    path = tmp_path_factory.mktemp("inv") / "hosts.ini"
+    port = _closed_port()
+    common = "ansible_host=127.0.0.1 ansible_port=%d ansible_user=root ansible_ssh_common_args='-o ConnectTimeout=3'" % port
+    path.write_text("[fleet]\nweb1 %s\nweb2 %s\n[db]\ndb1 %s\n" % (common, common, common))
+    return str(path)
+
+
+def play(inventory, playbook, *args, cwd=None):
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_RETRY_FILES_ENABLED="False")
+    cmd = ["ansible-playbook", "-i", inventory, os.path.join(REPO, "playbooks", playbook), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd or REPO, timeout=300, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def only_dir(root):
+    entries = os.listdir(root)
+    assert len(entries) == 1, entries
+    return os.path.join(root, entries[0])
+
+
+def test_sysrq_dump_refuses_destructive_keys_before_contacting_hosts(inventory):
+    rc, out = play(inventory, "sysrq-dump.yml", "-e", "key=c")
+    assert rc != 0 and "key=c is not allowed in sysrq-dump.yml: use one of w, t, l, m" in out
+    assert "TASK [Trigger the key" not in out
+
+
+def test_sysrq_dump_refuses_bad_time_limits(inventory):
+    rc, out = play(inventory, "sysrq-dump.yml", "-e", "sysrq_dump_host_timeout=0")
+    assert rc != 0 and "must be > 0 seconds" in out and "TASK [Trigger the key" not in out
+
+
+def test_sysrq_dump_with_every_host_unreachable_still_writes_the_summary(inventory, tmp_path):
+    rc, out = play(inventory, "sysrq-dump.yml", "-e", "sysrq_dump_root=%s" % tmp_path, "--limit", "fleet")
+    assert rc == 0, out
+    where = only_dir(str(tmp_path))
+    summary = json.load(open(os.path.join(where, "summary.json"), encoding="utf-8"))
+    assert summary["hosts_asked"] == ["web1", "web2"]            # --limit is honoured: db1 was not asked
+    assert summary["unreachable"] == ["web1", "web2"] and summary["answered"] == 0
+    assert "Connection refused" in summary["unreachable_reasons"]["web1"]
+    text = open(os.path.join(where, "summary.md"), encoding="utf-8").read()
+    assert "- Unreachable: web1: " in text and "No tasks in this dump (no host answered)." in text
+    assert open(os.path.join(where, "stacks.folded"), encoding="utf-8").read() == ""
+    assert os.path.exists(os.path.join(where, "flamegraph.html")) is not bool(flamegraph.missing())
+    assert sorted(os.listdir(where)) == sorted(
+        ["summary.json", "summary.md", "stacks.folded"] + ([] if flamegraph.missing() else ["flamegraph.html"]))
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "run it again with -e target=HOST -e confirm=yes"),
+    (["-e", "confirm=YES", "-e", "target=web1"], "run it again with -e target=HOST -e confirm=yes"),
+    (["-e", "confirm=yes"], "name the host(s) to reboot with -e target=HOST"),
+    (["-e", "confirm=yes", "-e", "target=fleet"], "target=fleet matches 2 hosts (web1, web2), more than safe_reboot_max_hosts=1"),
+    (["-e", "confirm=yes", "-e", "target=web1", "-e", "safe_reboot_keys=reisub"], "E and I of REISUB are left out"),
+    (["-e", "confirm=yes", "-e", "target=web1", "-e", "safe_reboot_keys=su"], "ending with b"),
+])
+def test_safe_reboot_refuses_before_contacting_any_host(inventory, args, message):
+    rc, out = play(inventory, "safe-reboot.yml", *args)
+    assert rc != 0 and message in out and "Nothing was done" in out, out
+    assert "TASK [Read the boot id" not in out
+
+
+def test_safe_reboot_of_no_host_does_nothing(inventory):
+    rc, out = play(inventory, "safe-reboot.yml", "-e", "confirm=yes", "-e", "target=nosuch")
+    assert rc == 0 and "no hosts matched" in out and "boot id" not in out
+
+
+def test_safe_reboot_checks_also_run_under_limit(inventory):
+    rc, out = play(inventory, "safe-reboot.yml", "-e", "target=web1", "--limit", "web1")
+    assert rc != 0 and "Nothing was done" in out and "Read the boot id" not in out
+
+
+def test_safe_reboot_of_an_unreachable_host_fails(inventory):
+    rc, out = play(inventory, "safe-reboot.yml", "-e", "confirm=yes", "-e", "target=web1")
+    assert rc != 0 and "UNREACHABLE" in out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-e", "since=soon"], "cannot read since='soon'"),
+    (["-e", "level=loud"], "unknown kernel log level 'loud'"),
+    (["-e", "crash_files=-1"], "crash_files=-1 must be a whole number"),
+])
+def test_collect_dmesg_checks_its_request_first(inventory, args, message):
+    rc, out = play(inventory, "collect-dmesg.yml", *args)
+    assert rc != 0 and message in out and "TASK [Read the kernel ring buffer]" not in out
+
+
+def test_collect_dmesg_with_unreachable_hosts(inventory, tmp_path):
+    rc, out = play(inventory, "collect-dmesg.yml", "-e", "collect_dmesg_root=%s" % tmp_path, "-e", "target=db",
+                   "-e", "since=2h", "-e", "level=err")
+    assert rc == 0, out
+    where = only_dir(str(tmp_path))
+    summary = json.load(open(os.path.join(where, "summary.json"), encoding="utf-8"))
+    assert summary["unreachable"] == ["db1"] and summary["asked"] == 1 and summary["crash_count"] == 0
+    assert summary["levels"] == ["emerg", "alert", "crit", "err"]
+    assert "Unreachable: db1:" in open(os.path.join(where, "summary.md"), encoding="utf-8").read()

@@ -1,0 +1,67 @@
+"""Folded stacks -> the Plotly flame graph page, and the message when Plotly is missing."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils import flamegraph, stack_groups, sysrq_tasks
+
+from .kmsg_fakes import read_dump
+
+FOLDED = ["dd;entry;sys_write;wait 2", "touch;entry;sys_open;wait 1", "dd;entry;sys_write 1"]
+
+
+def test_parse_folded():
+    assert flamegraph.parse_folded("a;b 3\n\nc 1\n") == [(("a", "b"), 3), (("c",), 1)]
+    assert flamegraph.parse_folded(None) == []
+    for bad in ("a;b", "a;b x", " 3", "a -1"):
+        with pytest.raises(flamegraph.FlameGraphError, match="line 1 is not"):
+            flamegraph.parse_folded([bad])
+
+
+def test_tree_totals_parent_links():
+    cols = flamegraph.tree(flamegraph.parse_folded(FOLDED))
+    nodes = dict(zip(cols["ids"], zip(cols["labels"], cols["parents"], cols["values"])))
+    assert nodes["all"] == ("all", "", 4)
+    assert nodes["dd"] == ("dd", "all", 3)
+    assert nodes["dd;entry;sys_write"] == ("sys_write", "dd;entry", 3)
+    assert nodes["dd;entry;sys_write;wait"] == ("wait", "dd;entry;sys_write", 2)
+    assert nodes["touch;entry;sys_open;wait"][2] == 1
+    assert len(cols["ids"]) == len(set(cols["ids"])) == 9
+    # every parent is a node, and no child is wider than its parent
+    for node, (_label, parent, value) in nodes.items():
+        assert parent == "" or (parent in nodes and nodes[parent][2] >= value), node
+
+
+def test_colours_are_stable_and_warm():
+    assert flamegraph._colour("schedule") == flamegraph._colour("schedule")
+    red, green, blue = map(int, re.findall(r"\d+", flamegraph._colour("x")))
+    assert red >= 205 and blue < 55
+
+
+@pytest.mark.skipif(bool(flamegraph.missing()), reason="plotly is not installed for this Python")
+def test_render_a_real_fleet_dump():
+    fleet = {h: sysrq_tasks.parse_text(read_dump("%s-t.dmesg.txt" % h)) for h in ("deb12", "deb13")}
+    lines = stack_groups.folded_lines(fleet)
+    page = flamegraph.render_html(lines, title="SysRq t dump <x>", subtitle="2 hosts")
+    assert page.lstrip().lower().startswith("<!doctype html>") and page.rstrip().endswith("</html>")
+    assert "SysRq t dump &lt;x&gt;" in page                  # the title is escaped
+    assert '"type":"icicle"' in page and '"flip":"y"' in page  # root at the bottom: a flame graph
+    assert not re.search(r"<script[^>]*\bsrc=", page)         # plotly.js embedded: opens offline
+    data = json.loads(re.search(r'Plotly\.newPlot\(\s*"[^"]+",\s*(\[.*?\]),\s*\{', page, re.S).group(1))
+    assert data[0]["values"][0] == sum(int(line.rsplit(" ", 1)[1]) for line in lines)
+
+
+@pytest.mark.skipif(bool(flamegraph.missing()), reason="plotly is not installed for this Python")
+def test_render_empty():
+    assert "No stacks in this dump" in flamegraph.render_html([])
+
+
+def test_missing_plotly_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(flamegraph, "_IMPORT_ERROR", ImportError("No module named 'plotly'"))
+    message = flamegraph.missing()
+    assert "plotly" in message and "pip install plotly" in message and "stacks.folded" in message
+    with pytest.raises(flamegraph.FlameGraphError, match="not installed"):
+        flamegraph.render_html(FOLDED)
