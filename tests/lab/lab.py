@@ -190,7 +190,7 @@ class Lab:
                     self.started.add(name)
                     self._save(state)
                 self._write_inventory(state)
-            self.wait_ssh(todo, timeout)
+            self.wait_ssh(self.names, timeout)  # reused guests too: a hung one is an error, not a pass
         except BaseException:
             # a guest that did not come up, an interrupt: stop what this call started, also for the CLI
             self.down()
@@ -304,8 +304,11 @@ class Lab:
                 name, "ansible_host=127.0.0.1", f"ansible_port={st['port']}", "ansible_user=root",
                 f"ansible_ssh_private_key_file={st['key']}", "ansible_python_interpreter=/usr/bin/python3",
                 "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
-                " -o LogLevel=ERROR'",
+                " -o LogLevel=ERROR -o ServerAliveInterval=5 -o ServerAliveCountMax=6'",
                 f"lab_qmp_socket={st['qmp']}", f"lab_serial_log={st['serial']}",
+                # how the out-of-band modules reach it, as a user's inventory says it for a QEMU guest
+                "oob_method=qmp", f"oob_qmp=\"{{'socket': '{st['qmp']}'}}\"",
+                f"oob_console=\"{{'path': '{st['serial']}'}}\"",
                 f"lab_release={GUESTS[name].release}", f"lab_kernel_series={GUESTS[name].kernel}",
             ]))
         self.run_dir.mkdir(parents=True, exist_ok=True)

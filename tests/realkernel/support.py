@@ -1,6 +1,7 @@
 """Helpers of the real-kernel suite: ansible-playbook runs with JSON results."""
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import subprocess
 import time
@@ -73,14 +74,16 @@ class Ansible:
         self.logdir = logdir
         logdir.mkdir(parents=True, exist_ok=True)
 
-    def playbook(self, name: str, extra_vars: dict | None = None, check: bool = False) -> PlaybookRun:
+    def playbook(self, name: str, extra_vars: dict | None = None, check: bool = False,
+                 env: dict | None = None) -> PlaybookRun:
         cmd = ["ansible-playbook", "-i", str(self.lab.inventory_file), str(PLAYBOOKS / name)]
         if extra_vars:
             cmd += ["--extra-vars", json.dumps(extra_vars)]
         if check:
             cmd.append("--check")
         t0 = time.monotonic()
-        p = subprocess.run(cmd, capture_output=True, text=True, env=self.env, cwd=REPO, timeout=1800, check=False)
+        p = subprocess.run(cmd, capture_output=True, text=True, env=dict(self.env, **(env or {})), cwd=REPO,
+                           timeout=1800, check=False)
         run = PlaybookRun(name, p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
         stem = Path(name).stem
         (self.logdir / f"{stem}.json").write_text(p.stdout)
@@ -99,3 +102,44 @@ def ok(run: PlaybookRun, task: str, host: str) -> dict:
     assert not r.get("failed"), f"{task} failed on {host}: {r.get('msg')}\n{run.summary()}"
     assert not r.get("skipped"), f"{task} was skipped on {host}\n{run.summary()}"
     return r
+
+
+def parallel(fn, names=tuple(HOSTS)):
+    with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+        return dict(zip(names, pool.map(fn, names)))
+
+
+def keyboard_w(lab, name):
+    """Press alt+sysrq+w on the guest's (i8042) keyboard through QMP; return what the serial console showed."""
+    offset = lab.serial_size(name)
+    lab.send_keys(name, "alt", "sysrq", "w")
+    deadline = time.monotonic() + 30
+    text = ""
+    while time.monotonic() < deadline:
+        text = lab.serial_since(name, offset)
+        if "Show Blocked State" in text or "operation is disabled" in text:
+            break
+        time.sleep(0.5)
+    return text
+
+
+def run_playbook(ansible, playbook, extra=None, env=None, out=None):
+    """ansible-playbook on the lab's inventory; returns (rc, stdout+stderr, seconds)."""
+    cmd = ["ansible-playbook", "-i", str(ansible.lab.inventory_file), str(REPO / "playbooks" / playbook)]
+    if extra:
+        cmd += ["--extra-vars", json.dumps(extra)]
+    environment = dict(ansible.env, **(env or {}))
+    environment["ANSIBLE_STDOUT_CALLBACK"] = "default"
+    start = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=environment, cwd=REPO, timeout=900, check=False)
+    seconds = time.monotonic() - start
+    text = proc.stdout + proc.stderr
+    (ansible.logdir / f"{out or Path(playbook).stem}.log").write_text(text)
+    print(f"{playbook} {extra or ''}: rc={proc.returncode} in {seconds:.0f}s")
+    return proc.returncode, text, seconds
+
+
+def latest_dir(root: Path) -> Path:
+    runs = sorted(p for p in root.iterdir() if p.is_dir())
+    assert runs, f"no dump directory under {root}"
+    return runs[-1]

@@ -7,13 +7,12 @@ Two reboots in all. Fixtures are module scoped and chained, so the phases run on
 """
 from __future__ import annotations
 
-import concurrent.futures
 import re
 import time
 
 import pytest
 
-from tests.realkernel.support import HOSTS, ok
+from tests.realkernel.support import HOSTS, keyboard_w, ok, parallel
 
 MASK = 186  # log_level 2 + dumps 8 + sync 16 + remount 32 + reboot 128
 FUNCTIONS = ["dumps", "log_level", "reboot", "remount", "sync"]
@@ -46,11 +45,6 @@ true
 pytestmark = pytest.mark.parametrize("host", HOSTS)
 
 
-def _parallel(fn, names=tuple(HOSTS)):
-    with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
-        return dict(zip(names, pool.map(fn, names)))
-
-
 def _facts(run, task, host):
     r = ok(run, task, host)
     return r["ansible_facts"]["magic_sysrq"]
@@ -64,30 +58,16 @@ def _winner_path(winner):
 @pytest.fixture(scope="module")
 def clean(lab):
     """Guests as a fresh boot has them (a reused lab may carry an earlier run's settings)."""
-    out = _parallel(lambda n: lab.ssh(n, RESET, timeout=300).stdout)
+    out = parallel(lambda n: lab.ssh(n, RESET, timeout=300).stdout)
     dirty = [n for n, text in out.items() if "REBOOT" in text]
     if dirty:
         lab.reboot(*dirty)
     return lab
 
 
-def _keyboard_w(lab, name):
-    """Press alt+sysrq+w on the guest's (i8042) keyboard through QMP; return what the serial console showed."""
-    offset = lab.serial_size(name)
-    lab.send_keys(name, "alt", "sysrq", "w")
-    deadline = time.monotonic() + 30
-    text = ""
-    while time.monotonic() < deadline:
-        text = lab.serial_since(name, offset)
-        if "Show Blocked State" in text or "operation is disabled" in text:
-            break
-        time.sleep(0.5)
-    return text
-
-
 @pytest.fixture(scope="module")
 def keyboard_before(clean):
-    return _parallel(lambda n: _keyboard_w(clean, n))
+    return parallel(lambda n: keyboard_w(clean, n))
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +77,7 @@ def configure(ansible, keyboard_before):
 
 @pytest.fixture(scope="module")
 def keyboard_after(lab, configure):
-    return _parallel(lambda n: _keyboard_w(lab, n))
+    return parallel(lambda n: keyboard_w(lab, n))
 
 
 @pytest.fixture(scope="module")
@@ -107,10 +87,10 @@ def cmdline_add(ansible, keyboard_after):
 
 @pytest.fixture(scope="module")
 def reboot1(lab, cmdline_add):
-    before = _parallel(lab.boot_id)
+    before = parallel(lab.boot_id)
     t0 = time.monotonic()
     lab.reboot(*HOSTS)
-    return {"before": before, "after": _parallel(lab.boot_id), "seconds": time.monotonic() - t0}
+    return {"before": before, "after": parallel(lab.boot_id), "seconds": time.monotonic() - t0}
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +100,10 @@ def after_reboot(ansible, reboot1):
 
 @pytest.fixture(scope="module")
 def trigger(lab, ansible, after_reboot):
-    before = _parallel(lab.boot_id)
+    before = parallel(lab.boot_id)
     run = ansible.playbook("50-trigger.yml")
     run.boot_before = before
-    run.boot_after = _parallel(lambda n: lab.ssh(n, "cat /proc/sys/kernel/random/boot_id").stdout.strip())
+    run.boot_after = parallel(lambda n: lab.ssh(n, "cat /proc/sys/kernel/random/boot_id").stdout.strip())
     return run
 
 
@@ -134,9 +114,9 @@ def cmdline_remove(ansible, trigger):
 
 @pytest.fixture(scope="module")
 def reboot2(lab, cmdline_remove):
-    before = _parallel(lab.boot_id)
+    before = parallel(lab.boot_id)
     lab.reboot(*HOSTS)
-    return {"before": before, "after": _parallel(lab.boot_id)}
+    return {"before": before, "after": parallel(lab.boot_id)}
 
 
 @pytest.fixture(scope="module")
