@@ -115,15 +115,20 @@ def _without_sched_debug(text):
     return "".join(pieces)
 
 
-def clean_text(text):
-    """Text as captured -> kernel messages, one a line: ANSI escapes, CRs and log prefixes removed."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    text = _without_sched_debug(text)
+def strip_terminal(text):
+    """A serial or terminal capture without its ANSI escapes, with carriage returns turned into line ends."""
     if "\x1b" in text:
         text = _ANSI.sub("", text)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def clean_text(text):
+    """Text as captured -> kernel messages, one a line: ANSI escapes, CRs and log prefixes removed."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = strip_terminal(_without_sched_debug(text))
     if _RARE_PREFIX_SEEN(text, 0, 4096):
         return _RARE_PREFIX.sub("", text)
     if text.startswith("[") or "\n[" in text:

@@ -1,11 +1,10 @@
-"""QEMU command lines and a small stdlib QMP client."""
+"""QEMU command lines, and the QMP client of the lab (the collection's own)."""
 from __future__ import annotations
 
-import json
 import os
-import socket
-import time
 from pathlib import Path
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils.oob_qmp import QMPClient
 
 from .config import CPUS, MEMORY_MB
 
@@ -35,86 +34,15 @@ def qemu_cmd(name: str, disk: Path, serial_log: Path, qmp_socket: Path | None = 
     return cmd + list(extra or [])
 
 
-class QMPError(RuntimeError):
-    pass
-
-
-class QMP:
-    """Minimal QEMU Machine Protocol client over a unix socket (one command at a time)."""
+class QMP(QMPClient):
+    """The collection's own QMP client (plugins/module_utils/oob_qmp.py) on a lab guest's unix socket,
+    retrying the connection for ``timeout`` seconds while QEMU starts."""
 
     def __init__(self, path: str | os.PathLike, timeout: float = 10.0):
-        self.path = str(path)
-        self.timeout = timeout
-        self.sock: socket.socket | None = None
-        self._buf = b""
-        self.events: list[dict] = []
+        super().__init__(path=str(path), timeout=timeout)
 
-    def __enter__(self) -> QMP:
-        self.connect()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def connect(self) -> dict:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.settimeout(self.timeout)
-                self.sock.connect(self.path)
-                break
-            except OSError:
-                if self.sock:
-                    self.sock.close()
-                self.sock = None
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        greeting = self._read()
-        if "QMP" not in greeting:
-            raise QMPError(f"unexpected QMP greeting: {greeting}")
-        self.command("qmp_capabilities")
-        return greeting
-
-    def close(self) -> None:
-        if self.sock:
-            try:
-                self.sock.close()
-            finally:
-                self.sock = None
-
-    def _read(self) -> dict:
-        while b"\n" not in self._buf:
-            assert self.sock is not None
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise QMPError("QMP connection closed")
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def command(self, execute: str, arguments: dict | None = None) -> object:
-        if self.sock is None:
-            self.connect()
-        msg: dict = {"execute": execute}
-        if arguments:
-            msg["arguments"] = arguments
-        assert self.sock is not None
-        self.sock.sendall(json.dumps(msg).encode() + b"\n")
-        while True:
-            try:
-                reply = self._read()
-            except QMPError:
-                if execute == "quit":
-                    return {}
-                raise
-            if "event" in reply:
-                self.events.append(reply)
-                continue
-            if "error" in reply:
-                raise QMPError(f"{execute}: {reply['error'].get('desc', reply['error'])}")
-            return reply.get("return")
+    def connect(self, retry_for: float | None = None) -> dict:
+        return super().connect(retry_for=self.timeout if retry_for is None else retry_for)
 
 
 def send_keys_args(keys: list[str], hold_time: int = 100) -> dict:

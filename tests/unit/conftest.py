@@ -55,3 +55,18 @@ def run_module(capsys, monkeypatch):
         return json.loads(out)
 
     return runner
+
+
+@pytest.fixture
+def speaker(tmp_path):
+    """``speaker(**kwargs)`` -> a QMP speaker (conftest_helpers.QmpSpeaker) on a unix socket under tmp_path."""
+    from .plugins.conftest_helpers import QmpSpeaker
+    made = []
+
+    def make(**kwargs):
+        s = QmpSpeaker(tmp_path / ("qmp%d.sock" % len(made)), **kwargs)
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.close()

@@ -13,6 +13,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.magic_sysrq.fleet.plugins.modules import kernel_cmdline
 
+from ..conftest_helpers import warnings
+
 DEBIAN_RELEASE = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'
 RHEL_RELEASE = 'NAME="Red Hat Enterprise Linux"\nVERSION_ID="9.4"\nID="rhel"\nID_LIKE="fedora"\n'
 SUSE_RELEASE = 'NAME="openSUSE Leap"\nVERSION_ID="15.6"\nID="opensuse-leap"\nID_LIKE="suse opensuse"\n'
@@ -65,11 +67,6 @@ def snapshot(root):
             with open(path, "rb") as handle:
                 out[path] = handle.read()
     return out
-
-
-def warnings(result):
-    """Warning texts (ansible-core 2.19 returns them as structured events)."""
-    return [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
 
 
 def backups(root, path):

@@ -1,0 +1,150 @@
+#!/usr/bin/python
+# Copyright: magic_sysrq.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: oob_console
+short_description: Read a host's captured console from outside, with the tasks of any SysRq dump in it
+version_added: 0.2.0
+description:
+  - Reads what a host printed on its console, as captured by its hypervisor or console server, from a log file
+    (QEMU chardev file, libvirt console log, conserver, an C(ipmitool sol) log) or a systemd unit's journal.
+  - Reads from a point (a byte offset or journal cursor from an earlier call or from
+    M(magic_sysrq.fleet.oob_sysrq)), from a time (journal only), or after the last line holding a marker; strips
+    ANSI escapes and carriage returns; returns the lines and the tasks of any SysRq V(t), V(w) or V(l) dump in
+    them, parsed as M(magic_sysrq.fleet.sysrq_trigger) parses them.
+  - Runs where the console is captured (C(delegate_to) the hypervisor or console server).
+options:
+  since_position:
+    description:
+      - Read from this point, a byte offset into O(console.path), or a journal cursor for O(console.journal_unit).
+        RV(position) of an earlier call, or RV(magic_sysrq.fleet.oob_sysrq#module:console_position).
+    type: str
+  since:
+    description: With O(console.journal_unit), read entries since this time (any C(journalctl --since) form).
+    type: str
+  marker:
+    description:
+      - "Read only what follows the last line holding this text (for example V(sysrq: Show Blocked State) or a
+        line a play wrote to the console), within what O(since_position) or O(since) selected."
+      - When the marker is not there, RV(marker_found) is false and every line read is returned.
+    type: str
+  max_lines:
+    description: Return at most this many lines, the last ones (the tasks are parsed from all of them).
+    type: int
+    default: 5000
+extends_documentation_fragment:
+  - magic_sysrq.fleet.attributes
+  - magic_sysrq.fleet.attributes.INFO_MODULE
+  - magic_sysrq.fleet.oob_console
+notes:
+  - O(console) must be given; without it the module fails and says which forms it takes.
+seealso:
+  - module: magic_sysrq.fleet.oob_sysrq
+author:
+  - magic_sysrq.fleet maintainers (@magic-sysrq)
+"""
+
+EXAMPLES = r"""
+- name: What a guest printed since its last SysRq Show Blocked State header
+  magic_sysrq.fleet.oob_console:
+    console:
+      path: /var/log/qemu/web1-serial.log
+    marker: "sysrq: Show Blocked State"
+  delegate_to: hypervisor1.example.com
+  register: console
+
+- name: A QEMU guest run as a systemd user service with its serial line on stdout (the journal)
+  magic_sysrq.fleet.oob_console:
+    console:
+      journal_unit: qemu-system@web1.service
+      journal_user: true
+    since: "-10min"
+  delegate_to: hypervisor1.example.com
+
+- name: Read on from where an oob_sysrq call stopped
+  magic_sysrq.fleet.oob_console:
+    console:
+      path: /var/log/qemu/web1-serial.log
+    since_position: "{{ dump.console_position }}"
+  delegate_to: hypervisor1.example.com
+"""
+
+RETURN = r"""
+lines:
+  description: The console's lines read, without ANSI escapes and carriage returns (the last O(max_lines)).
+  returned: success
+  type: list
+  elements: str
+  sample: ["[  812.123456] sysrq: Show Blocked State"]
+lines_total:
+  description: How many lines were read before O(max_lines) was applied.
+  returned: success
+  type: int
+  sample: 42
+tasks:
+  description: The tasks of the SysRq dumps in the lines read (see M(magic_sysrq.fleet.sysrq_trigger)).
+  returned: success
+  type: list
+  elements: dict
+task_states:
+  description: How many parsed tasks are in each state.
+  returned: success
+  type: dict
+  sample: {D: 3}
+refused:
+  description: How many times the console shows C(This sysrq operation is disabled) (the mask refused a key).
+  returned: success
+  type: int
+  sample: 0
+marker_found:
+  description: Whether O(marker) was found (null without O(marker)).
+  returned: success
+  type: bool
+  sample: true
+position:
+  description: Where reading ended (a byte offset or a journal cursor); pass it as O(since_position) to read on.
+  returned: success
+  type: raw
+  sample: 1048576
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils import oob, oob_console, sysrq_tasks
+
+
+def main():
+    spec = dict(oob_console.ARGUMENT_SPEC)
+    spec.update(since_position=dict(type="str"), since=dict(type="str"), marker=dict(type="str"),
+                max_lines=dict(type="int", default=5000))
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
+                           mutually_exclusive=[["since_position", "since"]])
+    params = module.params
+    try:
+        if params["max_lines"] <= 0:
+            raise oob.OobError("max_lines must be > 0 (got %s)" % params["max_lines"])
+        console = oob_console.source(module, params["console"])
+        position = params["since_position"]
+        if console.kind == "file" and position is not None:
+            if not position.isdigit():
+                raise oob.OobError("since_position for console.path is a byte offset, a whole number >= 0 "
+                                   "(got %r)" % position)
+            position = int(position)
+        text, end = console.read(position, params["since"])
+    except oob.OobError as exc:
+        module.fail_json(msg=str(exc))
+    found = None
+    if params["marker"]:
+        text, found = oob_console.after_marker(text, params["marker"])
+    lines = oob_console.lines_of(text)
+    tasks = oob_console.parse(lines)
+    module.exit_json(changed=False, lines=lines[-params["max_lines"]:], lines_total=len(lines), tasks=tasks,
+                     task_states=sysrq_tasks.state_counts(tasks), refused=oob_console.refusals(lines),
+                     marker_found=found, position=end)
+
+
+if __name__ == "__main__":
+    main()
