@@ -46,33 +46,13 @@ print(json.dumps({"kmsg": "".join(records), "lost": lost, "dmesg": dmesg, "ps": 
                   "uname": os.uname().release}))
 '''
 
-MAKE_DSTATE = r'''
-set -e
-mkdir -p /mnt/frz
-umount /mnt/frz 2>/dev/null || true
-truncate -s 64M /root/frz.img
-mkfs.ext4 -q -F /root/frz.img
-mount -o loop /root/frz.img /mnt/frz
-sync
-fsfreeze -f /mnt/frz
-# writers that block in uninterruptible sleep until the thaw
-nohup dd if=/dev/zero of=/mnt/frz/dd.out bs=4k count=16 conv=fsync >/dev/null 2>&1 &
-nohup touch /mnt/frz/touched >/dev/null 2>&1 &
-nohup mkdir /mnt/frz/newdir >/dev/null 2>&1 &
-for i in $(seq 1 100); do
-  n=$(ps -eo stat=,args= | awk '$1 ~ /^D/ && /frz|touch|mkdir|dd /' | wc -l)
-  [ "$n" -ge 3 ] && break
-  sleep 0.2
-done
-ps -eo pid,stat,comm | awk '$2 ~ /^D/'
-'''
+STUCK = (Path(__file__).resolve().parent / "stuck.sh").read_text()
 
-RELEASE_DSTATE = r'''
-fsfreeze -u /mnt/frz || true
-for i in $(seq 1 50); do pgrep -f /mnt/frz >/dev/null || break; sleep 0.2; done
-umount /mnt/frz || umount -l /mnt/frz
-rm -f /root/frz.img
-'''
+
+def stuck(lab: Lab, name: str, action: str, *args: str, check: bool = True) -> str:
+    """Run tests/lab/stuck.sh on a guest (make|release [NAME] [WRITER...]); its output."""
+    cmd = "bash -s -- " + " ".join([action, *args])
+    return lab.ssh(name, cmd, input_data=STUCK, check=check, timeout=120).stdout
 
 
 def _wait_serial_quiet(lab: Lab, name: str, quiet: float = 3.0, limit: float = 300.0) -> None:
@@ -89,7 +69,7 @@ def _wait_serial_quiet(lab: Lab, name: str, quiet: float = 3.0, limit: float = 3
 def capture(lab: Lab, name: str, key: str, out: Path = OUT) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if key == "w":
-        lab.ssh(name, MAKE_DSTATE, timeout=120)
+        stuck(lab, name, "make", "frz")
     try:
         _wait_serial_quiet(lab, name, quiet=2.0, limit=60)
         offset = lab.serial_size(name)
@@ -99,7 +79,7 @@ def capture(lab: Lab, name: str, key: str, out: Path = OUT) -> dict:
         serial = lab.serial_since(name, offset)
     finally:
         if key == "w":
-            lab.ssh(name, RELEASE_DSTATE, check=False, timeout=120)
+            stuck(lab, name, "release", "frz", check=False)
     base = out / f"{name}-{key}"
     Path(f"{base}.dmesg.txt").write_text(data["dmesg"])
     Path(f"{base}.kmsg.txt").write_text(data["kmsg"])

@@ -301,10 +301,10 @@ class IpmiSim:
 
     @property
     def target(self) -> dict:
-        """Options for ``oob_ipmi`` (``ipmi:`` of the modules) that reach this BMC."""
+        """Options for ``oob_ipmi`` (``ipmi:`` of the modules) that reach this BMC. Only the options set: a module
+        given ``password_file: null`` next to ``password`` counts both as present (mutually exclusive)."""
         return {"host": self.host, "port": self.port, "username": self.username, "password": self.password,
-                "interface": "lanplus", "cipher_suite": self.cipher_suite, "privilege_level": None,
-                "password_file": None, "timeout": 2, "retries": 1}
+                "interface": "lanplus", "cipher_suite": self.cipher_suite, "timeout": 2, "retries": 1}
 
     @property
     def log_path(self) -> Path:

@@ -20,44 +20,23 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from tests.lab.dumps import stuck as stuck_sh
 from tests.realkernel.support import REPO, latest_dir, run_playbook
 
 PLAYBOOKS = REPO / "playbooks"
 STUCK = "deb12"
 QUIET = "deb13"
 
-MAKE_STUCK = r"""
-set -e
-mkdir -p /mnt/pb-frz
-truncate -s 64M /root/pb-frz.img
-mkfs.ext4 -q -F /root/pb-frz.img
-mount -o loop /root/pb-frz.img /mnt/pb-frz
-sync
-fsfreeze -f /mnt/pb-frz
-for i in 1 2 3; do nohup touch /mnt/pb-frz/f$i </dev/null >/dev/null 2>&1 & done
-for _ in $(seq 1 100); do
-  [ "$(ps -eo stat=,args= | grep -c '^D.*touch /mnt/pb-frz')" -ge 3 ] && break
-  sleep 0.2
-done
-ps -eo pid=,stat=,args= | awk '$2 ~ /^D/ && /pb-frz/ {print $1}'
-"""
-RELEASE = r"""
-fsfreeze -u /mnt/pb-frz 2>/dev/null || true
-for _ in $(seq 1 50); do pgrep -f /mnt/pb-frz >/dev/null || break; sleep 0.2; done
-umount /mnt/pb-frz 2>/dev/null || umount -l /mnt/pb-frz 2>/dev/null || true
-rm -f /root/pb-frz.img
-"""
-
 
 # ----------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def stuck(lab):
     """Three `touch` processes blocked in D state on deb12 (writers into a frozen filesystem), released after."""
-    lab.ssh(QUIET, RELEASE, check=False)
-    pids = sorted(int(p) for p in lab.ssh(STUCK, MAKE_STUCK, timeout=120).stdout.split())
+    stuck_sh(lab, QUIET, "release", "pb-frz", check=False)
+    pids = sorted(int(p) for p in stuck_sh(lab, STUCK, "make", "pb-frz", "touch", "touch", "touch").split())
     assert len(pids) == 3, pids
     yield pids
-    lab.ssh(STUCK, RELEASE, check=False, timeout=120)
+    stuck_sh(lab, STUCK, "release", "pb-frz", check=False)
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +55,11 @@ def policy(lab, ansible, dump_both, tmp_path_factory):
     out = {"harden1": run_playbook(ansible, "harden-sysrq.yml", out="harden-1")}
     lab.ssh(QUIET, "sysctl -q -w kernel.sysrq=1")
     out["check_bad"] = run_playbook(ansible, "check-sysrq-policy.yml", {"sysrq_report_dir": str(reports / "bad")},
-                            out="check-bad")
+                                    out="check-bad")
     out["junit_bad"] = ET.parse(reports / "bad" / "sysrq-policy.junit.xml")
     out["harden2"] = run_playbook(ansible, "harden-sysrq.yml", out="harden-2")
     out["check_good"] = run_playbook(ansible, "check-sysrq-policy.yml", {"sysrq_report_dir": str(reports / "good")},
-                             out="check-good")
+                                     out="check-good")
     out["junit_good"] = ET.parse(reports / "good" / "sysrq-policy.junit.xml")
     return out
 
@@ -96,8 +75,8 @@ def collected(lab, ansible, policy, tmp_path_factory):
     lab.ssh(QUIET, f"mkdir -p /var/crash/{CRASH_STAMP} && cat > /var/crash/{CRASH_STAMP}/dmesg.{CRASH_STAMP}",
             input_data=CRASH_FIXTURE.read_text())
     try:
-        rc, text, seconds = run_playbook(ansible, "collect-dmesg.yml", {"collect_dmesg_root": str(root), "level": "warn"},
-                                 out="collect-dmesg")
+        rc, text, seconds = run_playbook(ansible, "collect-dmesg.yml",
+                                         {"collect_dmesg_root": str(root), "level": "warn"}, out="collect-dmesg")
     finally:
         lab.ssh(QUIET, f"rm -rf /var/crash/{CRASH_STAMP}", check=False)
     where = latest_dir(root)
@@ -114,7 +93,7 @@ def one_stopped(lab, ansible, collected, tmp_path_factory):
         # A fresh control path: no SSH master left from earlier runs that would hang instead of failing.
         with tempfile.TemporaryDirectory() as control:
             rc, text, seconds = run_playbook(ansible, "sysrq-dump.yml", {"sysrq_dump_root": str(root)},
-                                     env={"ANSIBLE_SSH_CONTROL_PATH_DIR": control}, out="sysrq-dump-stopped")
+                                             env={"ANSIBLE_SSH_CONTROL_PATH_DIR": control}, out="sysrq-dump-stopped")
     finally:
         with contextlib.suppress(Exception):
             lab.qmp(QUIET, "cont")
