@@ -16,6 +16,7 @@ kernel (``d``, ``q``, ``g``, ``v``) runs from the keyboard only when the mask is
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils import host
@@ -166,6 +167,27 @@ def keyboard_allowed(key, mask, always_enabled=False):
 def blocked_by_mask(keys, mask, always_enabled=False):
     """Keys the mask would refuse on the keyboard/out-of-band path (``/proc/sysrq-trigger`` ignores the mask)."""
     return [key for key in keys if not keyboard_allowed(key, mask, always_enabled)]
+
+
+def check_writer_survives(keys):
+    """Refuse keys that would follow an ``i`` in one ``/proc/sysrq-trigger`` run.
+
+    ``i`` sends SIGKILL to every process but init, the one writing the keys included, so nothing after it is
+    ever written. (``e``, SIGTERM, is survived: see :func:`ignore_termination`.)
+    """
+    if "i" in keys[:-1]:
+        after = "".join(keys[keys.index("i") + 1:])
+        raise SysRqKeyError(
+            "key 'i' (kill-all-tasks) kills the process that writes /proc/sysrq-trigger, so %r after it would never "
+            "be written; put 'i' last or leave it out (r, e, s, u, b work in-band: the writer survives the SIGTERM of "
+            "'e'), or press the whole REISUB on the keyboard with magic_sysrq.fleet.oob_sysrq" % after)
+
+
+def ignore_termination():
+    """Keep writing keys after ``e`` (SIGTERM to every process but init): ignore SIGTERM, SIGHUP (the SSH session
+    that started this process ends) and SIGPIPE (its output has nowhere to go)."""
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def wants_tasks(keys):

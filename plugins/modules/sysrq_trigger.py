@@ -42,7 +42,10 @@ options:
     description:
       - Allow keys that kill processes, change filesystems or stop the machine.
       - With V(b), V(c) or V(o) the host goes down and the module cannot return; run such a task with C(async)
-        and C(poll=0). V(e) and V(i) kill the module's own process and the SSH session.
+        and C(poll=0). V(e) (SIGTERM to every process) ends the SSH session, but the module ignores it and goes on
+        writing the keys that follow, so V(resub) reboots after giving processes O(delay) seconds to exit.
+        V(i) (SIGKILL) kills the module too, so no key may follow it; the whole V(reisub) works only on the
+        keyboard path (M(magic_sysrq.fleet.oob_sysrq)).
     type: bool
     default: false
   timeout:
@@ -280,6 +283,7 @@ def main():
         module.fail_json(msg="; ".join(problems), keys=[])
     try:
         keys = sysrq_keys.validate(params["keys"], params["allow_destructive"])
+        sysrq_keys.check_writer_survives(keys)
     except sysrq_keys.SysRqKeyError as exc:
         module.fail_json(msg=str(exc), keys=[])
     try:
@@ -295,6 +299,9 @@ def main():
             ", ".join("%r (%s)" % (a["key"], a["name"]) for a in actions), sysrq_keys.TRIGGER)
         module.exit_json(**result)
 
+    if "e" in keys or "i" in keys:
+        # e and i signal every process: this one keeps going (through e) to write the keys that follow
+        sysrq_keys.ignore_termination()
     capture = kmsg.Capture()
     try:
         capture.start()

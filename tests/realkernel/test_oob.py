@@ -9,6 +9,7 @@ In order (module fixtures, chained):
   writer; deb13's console shows the kernel's refusal, in oob.json too -> the guests thaw and answer again ->
   oob_console re-reads deb12's dump after its header marker; oob_nmi refuses without consent, then delivers an
   NMI to deb13 (unknown_nmi_panic=0: the kernel logs it and goes on), read back from the console.
+Then safe-reboot.yml reboots both: deb12 in-band (R-E-S-U-B), deb13 out-of-band (R-E-I-S-U-B on the keyboard).
 The NMI that ends in kdump is in test_roles.py (through oob_nmi, by QMP and by IPMI).
 """
 from __future__ import annotations
@@ -163,3 +164,37 @@ def test_nmi_needs_consent_then_reaches_the_kernel(after):
     assert sent["request"]["execute"] == "inject-nmi" and sent["response"]["run_state_before"] == "running"
     lines = "\n".join(ok(after, "The console since the NMI", RECOVERY)["lines"])
     assert "NMI received for unknown reason" in lines, lines[-2000:]
+
+
+# ----------------------------------------------------------------------------------------------- safe-reboot.yml
+@pytest.fixture(scope="module")
+def reboots(lab, ansible, after):
+    """safe-reboot.yml on both guests at once: deb12 in-band (R-E-S-U-B over SSH: the writer outlives E),
+    deb13 out-of-band (the whole R-E-I-S-U-B on its keyboard through QMP; mask 1 allows every key)."""
+    parallel(lambda n: stuck_sh(lab, n, "release", FROZEN, check=False))
+    lab.ssh(RECOVERY, "sysctl -q -w kernel.sysrq=1")
+    before = parallel(lab.boot_id)
+    offsets = {n: lab.serial_size(n) for n in HOSTS}
+    extra = {DEBUGGABLE: {}, RECOVERY: {"safe_reboot_via": "oob"}}
+    runs = parallel(lambda n: run_playbook(
+        ansible, "safe-reboot.yml", dict(target=n, confirm="yes", safe_reboot_delay=2, **extra[n]),
+        out=f"safe-reboot-{n}"))
+    return {n: {"rc": runs[n][0], "text": runs[n][1], "before": before[n], "after": lab.boot_id(n),
+                "serial": lab.serial_since(n, offsets[n])} for n in HOSTS}
+
+
+def test_safe_reboot_in_band_resub(reboots):
+    r = reboots[DEBUGGABLE]
+    assert r["rc"] == 0, r["text"][-3000:]
+    assert r["after"] != r["before"] and f"{DEBUGGABLE} rebooted (boot id" in r["text"]
+    for header in ("Terminate All Tasks", "Emergency Sync", "Emergency Remount R/O", "Resetting"):
+        assert f"sysrq: {header}" in r["serial"], header
+    assert "Kill All Tasks" not in r["serial"]
+
+
+def test_safe_reboot_out_of_band_reisub(reboots):
+    r = reboots[RECOVERY]
+    assert r["rc"] == 0, r["text"][-3000:]
+    assert r["after"] != r["before"] and f"{RECOVERY} rebooted (boot id" in r["text"]
+    for header in ("Terminate All Tasks", "Kill All Tasks", "Emergency Sync", "Emergency Remount R/O", "Resetting"):
+        assert f"sysrq: {header}" in r["serial"], header

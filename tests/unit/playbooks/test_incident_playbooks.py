@@ -74,7 +74,10 @@ def test_sysrq_dump_with_every_host_unreachable_still_writes_the_summary(invento
     (["-e", "confirm=YES", "-e", "target=web1"], "run it again with -e target=HOST -e confirm=yes"),
     (["-e", "confirm=yes"], "name the host(s) to reboot with -e target=HOST"),
     (["-e", "confirm=yes", "-e", "target=fleet"], "target=fleet matches 2 hosts (web1, web2), more than safe_reboot_max_hosts=1"),
-    (["-e", "confirm=yes", "-e", "target=web1", "-e", "safe_reboot_keys=reisub"], "E and I of REISUB are left out"),
+    (["-e", "confirm=yes", "-e", "target=web1", "-e", "safe_reboot_keys=reisub"], "I (SIGKILL to every process) is out in-band"),
+    (["-e", "confirm=yes", "-e", "target=web1", "-e", "safe_reboot_via=ipmi"], "safe_reboot_via=ipmi is not allowed"),
+    (["-e", "confirm=yes", "-e", "target=web1", "-e", "safe_reboot_via=oob", "-e", "safe_reboot_keys=reisux"],
+     "use letters of r, e, i, s, u, b ending with b (default reisub)"),
     (["-e", "confirm=yes", "-e", "target=web1", "-e", "safe_reboot_keys=su"], "ending with b"),
 ])
 def test_safe_reboot_refuses_before_contacting_any_host(inventory, args, message):

@@ -2,23 +2,17 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils import kmsg, sysrq_keys
 from ansible_collections.magic_sysrq.fleet.plugins.modules import sysrq_trigger
 
+from ..conftest_helpers import warnings
 from ..module_utils.kmsg_fakes import EPIPE, FakeKmsg, Flood, kmsg_file_records, messages, record
 
 FAST = {"settle": 0.05, "timeout": 5}
-
-
-def warnings_of(result):
-    """Warning texts: plain strings, or ansible-core 2.19's WarningSummary dicts."""
-    out = []
-    for warning in result.get("warnings", []):
-        out.append(warning["event"]["msg"] if isinstance(warning, dict) else warning)
-    return out
 
 
 @pytest.fixture
@@ -76,7 +70,7 @@ def test_w_returns_output_and_blocked_tasks(lab, run_module, guest, pids):
     assert result["task_states"] == {"D": 3}
     assert result["actions"][0]["name"] == "show-blocked-tasks" and result["actions"][0]["function"] == "dumps"
     # (warnings of other modules' tests may linger in the shared warning list: look only for ours)
-    assert not [w for w in warnings_of(result) if "overwrote" in w or "timeout=" in w or "not captured" in w]
+    assert not [w for w in warnings(result) if "overwrote" in w or "timeout=" in w or "not captured" in w]
 
 
 def test_t_dump_with_lost_records_warns(lab, run_module):
@@ -85,7 +79,7 @@ def test_t_dump_with_lost_records_warns(lab, run_module):
     lab.prints["t"] = records[:200] + [EPIPE] + records[700:]
     result = run_module(sysrq_trigger, dict(keys="t", **FAST))
     assert result["lost_records"] == 500
-    assert any("overwrote 500 log record(s)" in w and "log_buf_len" in w for w in warnings_of(result))
+    assert any("overwrote 500 log record(s)" in w and "log_buf_len" in w for w in warnings(result))
     assert 0 < len(result["tasks"]) < 81
 
 
@@ -133,6 +127,22 @@ def test_destructive_keys_refused_without_consent(lab, run_module, check_mode):
     assert lab.written == [] and lab.trigger_text() == ""
 
 
+def test_keys_after_i_are_refused_before_anything_is_written(lab, run_module):
+    result = run_module(sysrq_trigger, dict(keys="reisub", allow_destructive=True, **FAST))
+    assert result["failed"] is True
+    assert "'sub' after it would never be written" in result["msg"] and "oob_sysrq" in result["msg"]
+    assert lab.written == [] and lab.trigger_text() == ""
+
+
+def test_the_writer_survives_e_and_writes_the_keys_after_it(lab, run_module, monkeypatch):
+    ignored = []
+    monkeypatch.setattr(sysrq_keys.signal, "signal", lambda signum, handler: ignored.append((signum, handler)))
+    result = run_module(sysrq_trigger, dict(keys="resub", allow_destructive=True, **FAST))
+    assert not result.get("failed"), result
+    assert lab.written == ["r", "e", "s", "u", "b"]
+    assert sorted(ignored) == sorted((s, signal.SIG_IGN) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE))
+
+
 def test_destructive_allowed_in_check_mode_writes_nothing(lab, run_module):
     result = run_module(sysrq_trigger, dict(keys="b", allow_destructive=True), check_mode=True)
     assert result["changed"] is True and "'b' (reboot)" in result["msg"] and lab.written == []
@@ -170,14 +180,14 @@ def test_no_kmsg_still_triggers_with_a_warning(lab, run_module, monkeypatch):
     result = run_module(sysrq_trigger, dict(keys="w", **FAST))
     assert result["changed"] is True and lab.written == ["w"]
     assert result["captured"] is False and result["output"] == [] and result["tasks"] == []
-    assert any("not captured" in w and "/dev/kmsg" in w for w in warnings_of(result))
+    assert any("not captured" in w and "/dev/kmsg" in w for w in warnings(result))
 
 
 def test_timeout_bounds_the_capture(lab, run_module, monkeypatch):
     monkeypatch.setattr(kmsg, "open_source", lambda path=kmsg.KMSG: Flood())
     result = run_module(sysrq_trigger, dict(keys="w", settle=1, timeout=0.2))
     assert result["timed_out"] is True and result["records"] > 0
-    assert any("timeout=0.2" in w for w in warnings_of(result))
+    assert any("timeout=0.2" in w for w in warnings(result))
 
 
 @pytest.mark.parametrize("args, fragment", [
