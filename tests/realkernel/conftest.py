@@ -15,12 +15,20 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests.lab import Lab  # noqa: E402  (after the sys.path fix above)
-from tests.realkernel.support import HOSTS, Ansible  # noqa: E402
+from tests.realkernel.support import HOSTS, Ansible, parallel  # noqa: E402
+
+
+# The order the modules run in: the roles first, on guests as fresh as a boot of the lab image (their first run
+# must change what a fresh host lacks), then the playbooks, the out-of-band paths (which end in reboots), and the
+# core modules (their `clean` fixture resets what the others left: drop-ins, GRUB, the command line).
+ORDER = ("test_roles.py", "test_playbooks.py", "test_oob.py", "test_realkernel.py")
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         item.add_marker(pytest.mark.realkernel)
+    rank = {name: i for i, name in enumerate(ORDER)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(ORDER)))  # stable: keeps the order within a file
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +53,35 @@ def hosts(lab) -> dict:
     import testinfra
 
     return {name: testinfra.get_host(f"ansible://{name}?ansible_inventory={lab.inventory_file}") for name in HOSTS}
+
+
+RESET = r"""
+# Back to what a fresh boot of the lab image has, for a lab reused from an earlier run.
+p=/var/lib/magic-sysrq-lab/pristine
+if [ ! -e "$p/grub" ]; then          # first sight of this guest: remember its boot configuration
+  mkdir -p "$p"
+  cp -a /etc/default/grub "$p/grub"
+  cp -a /etc/default/grub.d "$p/grub.d"
+  cp /proc/cmdline "$p/cmdline"
+elif ! cmp -s /etc/default/grub "$p/grub" || ! diff -rq /etc/default/grub.d "$p/grub.d" >/dev/null; then
+  cp -a "$p/grub" /etc/default/grub
+  rm -rf /etc/default/grub.d && cp -a "$p/grub.d" /etc/default/grub.d
+  update-grub >/dev/null 2>&1
+fi
+rm -f /etc/sysctl.d/90-magic-sysrq.conf /etc/sysctl.d/90-magic-sysrq-nmi.conf /etc/sysctl.d/91-lab-nmi-watchdog.conf
+[ -f /etc/sysctl.conf ] && sed -i '/^[[:space:]]*kernel\.sysrq/d' /etc/sysctl.conf
+sysctl -q -w kernel.sysrq=438 kernel.unknown_nmi_panic=0 kernel.panic_on_unrecovered_nmi=0 kernel.panic=0 \
+    kernel.hung_task_timeout_secs=120
+cmp -s /proc/cmdline "$p/cmdline" || echo REBOOT
+true
+"""
+
+
+@pytest.fixture(scope="module")
+def clean(lab):
+    """Guests as a fresh boot has them (a reused lab may carry an earlier run's settings)."""
+    out = parallel(lambda n: lab.ssh(n, RESET, timeout=300).stdout)
+    dirty = [n for n, text in out.items() if "REBOOT" in text]
+    if dirty:
+        lab.reboot(*dirty)
+    return lab

@@ -21,27 +21,6 @@ ARG = "console=ttyS0,115200n8"
 NMI = {"unknown_nmi_panic": "1", "panic_on_unrecovered_nmi": "1", "panic": "10", "hung_task_timeout_secs": "240"}
 KERNEL = {"deb12": "6.1.", "deb13": "6.12."}
 
-RESET = r"""
-# Back to what a fresh boot of the lab image has, for a lab reused from an earlier run.
-p=/var/lib/magic-sysrq-lab/pristine
-if [ ! -e "$p/grub" ]; then          # first sight of this guest: remember its boot configuration
-  mkdir -p "$p"
-  cp -a /etc/default/grub "$p/grub"
-  cp -a /etc/default/grub.d "$p/grub.d"
-  cp /proc/cmdline "$p/cmdline"
-elif ! cmp -s /etc/default/grub "$p/grub" || ! diff -rq /etc/default/grub.d "$p/grub.d" >/dev/null; then
-  cp -a "$p/grub" /etc/default/grub
-  rm -rf /etc/default/grub.d && cp -a "$p/grub.d" /etc/default/grub.d
-  update-grub >/dev/null 2>&1
-fi
-rm -f /etc/sysctl.d/90-magic-sysrq.conf /etc/sysctl.d/90-magic-sysrq-nmi.conf /etc/sysctl.d/91-lab-nmi-watchdog.conf
-[ -f /etc/sysctl.conf ] && sed -i '/^[[:space:]]*kernel\.sysrq/d' /etc/sysctl.conf
-sysctl -q -w kernel.sysrq=438 kernel.unknown_nmi_panic=0 kernel.panic_on_unrecovered_nmi=0 kernel.panic=0 \
-    kernel.hung_task_timeout_secs=120
-cmp -s /proc/cmdline "$p/cmdline" || echo REBOOT
-true
-"""
-
 pytestmark = pytest.mark.parametrize("host", HOSTS)
 
 
@@ -55,16 +34,6 @@ def _winner_path(winner):
 
 
 # ----------------------------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def clean(lab):
-    """Guests as a fresh boot has them (a reused lab may carry an earlier run's settings)."""
-    out = parallel(lambda n: lab.ssh(n, RESET, timeout=300).stdout)
-    dirty = [n for n, text in out.items() if "REBOOT" in text]
-    if dirty:
-        lab.reboot(*dirty)
-    return lab
-
-
 @pytest.fixture(scope="module")
 def keyboard_before(clean):
     return parallel(lambda n: keyboard_w(clean, n))

@@ -89,7 +89,8 @@ def ansible_keepalive(ansible):
 
 
 @pytest.fixture(scope="module")
-def baseline(lab):
+def baseline(clean):
+    lab = clean
     out = parallel(lambda n: lab.ssh(n, BASELINE, timeout=600).stdout.split())
     return {"lab": lab, "serial_lines_in_grub_cfg": {n: int(o[0]) for n, o in out.items()},
             "kexec_load_disabled": {n: o[-1] for n, o in out.items()}}
