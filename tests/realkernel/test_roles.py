@@ -171,16 +171,6 @@ def nmi(lab, ansible, keyboard_recovery):
     return out
 
 
-def test_nmi_sent_by_qmp_and_by_ipmi_without_showing_the_password(host, nmi):
-    r = ok(nmi["sent"], "Send the NMI", host)
-    if host == IPMI_GUEST:
-        assert r["method"] == "ipmi" and "chassis power diag" in json.dumps(r["request"])
-        assert [e for e in nmi["bmc_log"] if "diag" in json.dumps(e)], nmi["bmc_log"]
-    else:
-        assert r["method"] == "qmp" and r["request"]["execute"] == "inject-nmi"
-    assert nmi["password"] not in nmi["sent"].stdout + nmi["sent"].stderr
-
-
 # ----------------------------------------------------------------------------------------------- kdump refused
 def test_baseline_has_no_grub_serial_and_kexec_loading_disabled(host, baseline):
     assert baseline["serial_lines_in_grub_cfg"][host] == 0
@@ -307,3 +297,13 @@ def test_nmi_panics_into_kdump_and_the_guest_comes_back(host, nmi):
     # (a panic in NMI context goes straight to the capture kernel: the serial line shows the capture, not the panic)
     assert f"saved vmcore in /var/crash/{r['new'][-1]}" in r["serial"], r["serial"][-3000:]
     assert r["loaded_after"] == "1"
+
+
+def test_nmi_sent_by_qmp_and_by_ipmi_without_showing_the_password(host, nmi):
+    r = ok(nmi["sent"], "Send the NMI", host)
+    if host == IPMI_GUEST:
+        assert r["method"] == "ipmi" and "chassis power diag" in json.dumps(r["request"])
+        assert [e for e in nmi["bmc_log"] if "diag" in json.dumps(e)], nmi["bmc_log"]
+    else:
+        assert r["method"] == "qmp" and r["request"]["execute"] == "inject-nmi"
+    assert nmi["password"] not in nmi["sent"].stdout + nmi["sent"].stderr
