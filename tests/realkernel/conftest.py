@@ -18,10 +18,10 @@ from tests.lab import Lab  # noqa: E402  (after the sys.path fix above)
 from tests.realkernel.support import HOSTS, Ansible, parallel  # noqa: E402
 
 
-# The order the modules run in: the roles first, on guests as fresh as a boot of the lab image (their first run
-# must change what a fresh host lacks), then the playbooks, the out-of-band paths (which end in reboots), and the
-# core modules (their `clean` fixture resets what the others left: drop-ins, GRUB, the command line).
-ORDER = ("test_roles.py", "test_playbooks.py", "test_oob.py", "test_realkernel.py")
+# The order the modules run in: the core modules on fresh guests; then the roles, after the `clean` fixture has
+# put back what a fresh boot has (their first run must change what a fresh host lacks); then the playbooks and the
+# out-of-band paths (which end in reboots).
+ORDER = ("test_realkernel.py", "test_roles.py", "test_playbooks.py", "test_oob.py")
 
 
 def pytest_collection_modifyitems(items):
@@ -63,16 +63,20 @@ if [ ! -e "$p/grub" ]; then          # first sight of this guest: remember its b
   cp -a /etc/default/grub "$p/grub"
   cp -a /etc/default/grub.d "$p/grub.d"
   cp /proc/cmdline "$p/cmdline"
+  cp -a /etc/default/kdump-tools "$p/kdump-tools"
 elif ! cmp -s /etc/default/grub "$p/grub" || ! diff -rq /etc/default/grub.d "$p/grub.d" >/dev/null; then
   cp -a "$p/grub" /etc/default/grub
   rm -rf /etc/default/grub.d && cp -a "$p/grub.d" /etc/default/grub.d
   update-grub >/dev/null 2>&1
 fi
+# what the kdump role (test_roles.py) leaves: its kdump-tools settings and the lab's kexec hardening file
+[ -e "$p/kdump-tools" ] && ! cmp -s /etc/default/kdump-tools "$p/kdump-tools" && cp -a "$p/kdump-tools" /etc/default/kdump-tools
+rm -f /etc/sysctl.d/60-lab-kexec-hardening.conf
 rm -f /etc/sysctl.d/90-magic-sysrq.conf /etc/sysctl.d/90-magic-sysrq-nmi.conf /etc/sysctl.d/91-lab-nmi-watchdog.conf
 [ -f /etc/sysctl.conf ] && sed -i '/^[[:space:]]*kernel\.sysrq/d' /etc/sysctl.conf
 sysctl -q -w kernel.sysrq=438 kernel.unknown_nmi_panic=0 kernel.panic_on_unrecovered_nmi=0 kernel.panic=0 \
     kernel.hung_task_timeout_secs=120
-cmp -s /proc/cmdline "$p/cmdline" || echo REBOOT
+cmp -s /proc/cmdline "$p/cmdline" && [ "$(cat /sys/kernel/kexec_crash_loaded)" = 0 ] || echo REBOOT
 true
 """
 
