@@ -155,11 +155,8 @@ def wait_for_output(console, start, settle=2.0, timeout=60.0, until=None, sleep=
         if now - began >= timeout:
             return _waited(text, position, True, began)
         sleep(min(0.25, max(0.05, settle / 4)))
-        if console.kind == "file":
-            more, position = console.read(position)
-            text += more
-        else:
-            text, position = console.read(start)
+        more, position = console.read(position)  # a file from its offset, a journal after its cursor
+        text += more
         if len(text) != last_len:
             last_len, last_growth = len(text), time.monotonic()
 

@@ -276,13 +276,14 @@ def main():
                 until=lambda text: text.count(oob.DISABLED_MARKER) >= done)
             lines = oob_console.lines_of(waited["text"])
             tasks = oob_console.parse(lines, keys)
+            refusals = oob_console.refusals(lines)
             result.update(captured=True, output=lines, tasks=tasks, console_position=waited["position"],
-                          timed_out=waited["timed_out"], refused=oob_console.refusals(lines) > 0)
+                          timed_out=waited["timed_out"], refused=refusals > 0)
             result["task_states"] = sysrq_tasks.state_counts(tasks)
             if result["refused"]:
                 module.warn("the console shows %r: the host's kernel.sysrq mask refused %d key(s); allow them with "
                             "the debuggable profile, or use magic_sysrq.fleet.sysrq_trigger over SSH"
-                            % (oob.DISABLED_MARKER, oob_console.refusals(lines)))
+                            % (oob.DISABLED_MARKER, refusals))
             if waited["timed_out"]:
                 module.warn("the console was still printing after timeout=%s seconds; output may be incomplete"
                             % params["timeout"])

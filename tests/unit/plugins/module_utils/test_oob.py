@@ -244,3 +244,19 @@ def test_wait_for_output_times_out_on_silence(tmp_path):
     log.write_text("")
     waited = oob_console.wait_for_output(oob_console.FileConsole(str(log)), 0, settle=0.01, timeout=0.1)
     assert waited["timed_out"] is True and waited["text"] == ""
+
+
+def test_wait_for_output_reads_a_journal_after_its_cursor():
+    class Growing(Journal):
+        def run_command(self, cmd, environ_update=None):
+            self.cmds.append(cmd)
+            if len(self.cmds) == 1:
+                return 0, "-- No entries --\n", ""
+            if len(self.cmds) == 2:
+                return 0, "[ 1.0] sysrq: Show Blocked State\n-- cursor: c1\n", ""
+            return 0, "-- No entries --\n", ""
+    module = Growing("")
+    console = oob_console.JournalConsole(module, "qemu.service")
+    waited = oob_console.wait_for_output(console, None, settle=0.05, timeout=5, sleep=lambda _s: None)
+    assert waited["text"] == "[ 1.0] sysrq: Show Blocked State\n" and waited["position"] == "c1"
+    assert all(cmd[-1] == "--after-cursor=c1" for cmd in module.cmds[2:]) and len(module.cmds) > 2
