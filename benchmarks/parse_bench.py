@@ -32,7 +32,8 @@ SOURCES = ("deb12-t.dmesg.txt", "deb13-t.dmesg.txt")
 TARGET_SECONDS = 2.0
 
 try:
-    from ansible_collections.magic_sysrq.fleet.plugins.module_utils import stack_groups, sysrq_tasks
+    from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import stack_groups
+    from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser as sysrq_tasks
 except ImportError:  # run without scripts/env.sh: the repo is the collection root
     sys.exit("run it with the collection on the path: . scripts/env.sh && python benchmarks/parse_bench.py")
 

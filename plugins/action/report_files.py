@@ -7,7 +7,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import report_files
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import report_files
 
 
 class ActionModule(ActionBase):

@@ -37,7 +37,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import kernel_log
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import kernel_log
 
 
 def kernel_log_levels(level):

@@ -92,7 +92,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import panic_reason as reader
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import panic_reason as reader
 
 
 def panic_reason(text):

@@ -41,7 +41,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import dump_report
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import report as dump_report
 
 
 def sysrq_dump_files(results, hosts=None):

@@ -79,8 +79,10 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import dump_report, flamegraph
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.stack_groups import GroupError
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import report as dump_report
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import flamegraph
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.stack_groups import GroupError
 
 
 def sysrq_dump_summary(results, asked=None, key="w", directory=None, states=None, group_limit=None):

@@ -53,7 +53,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import flamegraph
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import flamegraph
 
 
 def sysrq_flamegraph(lines, title="Flame graph", subtitle=""):

@@ -39,7 +39,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.sysrq_mask import MaskError, decode
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.mask import MaskError, decode
 
 
 def sysrq_functions(value):

@@ -40,7 +40,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.sysrq_mask import MaskError, encode, parse_mask
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.mask import MaskError, encode, parse_mask
 
 
 def sysrq_mask(value):

@@ -51,7 +51,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.sysrq_policy import PolicyError, normalize
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.policy import PolicyError, normalize
 
 
 def sysrq_policy(value):

@@ -36,7 +36,7 @@ _value:
   elements: str
 """
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.sysrq_policy import problems
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.policy import problems
 
 
 def sysrq_policy_check(facts, policy):

@@ -82,7 +82,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import stack_groups
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import stack_groups
 
 
 def sysrq_stack_groups(data, states=None, limit=None, max_depth=None):

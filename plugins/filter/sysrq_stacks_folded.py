@@ -47,7 +47,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.stack_groups import GroupError, folded_lines
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.stack_groups import GroupError, folded_lines
 
 
 def sysrq_stacks_folded(data, states=None, with_host=False, with_state=False):

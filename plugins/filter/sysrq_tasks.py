@@ -59,7 +59,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import sysrq_tasks as parser
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser
 
 
 def sysrq_tasks(text):

@@ -250,7 +250,7 @@ grubenv:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.kernel_cmdline import run
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._cmdline.apply import run
 
 
 def main():

@@ -167,8 +167,8 @@ backups:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import sysctl
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.nmi_panic import SETTINGS, key_of, validate
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysctl import engine as sysctl
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysctl.nmi_panic import SETTINGS, key_of, validate
 
 
 def main():

@@ -113,7 +113,11 @@ position:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import oob, oob_console, sysrq_tasks
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import console as oob_console
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser as sysrq_tasks
 
 
 def main():

@@ -106,7 +106,9 @@ response:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import oob, oob_methods
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import methods as oob_methods
 
 
 def main():

@@ -206,8 +206,11 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import (
-    oob, oob_console, oob_methods, sysrq_keys, sysrq_tasks)
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import console as oob_console
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import methods as oob_methods
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq import keys as sysrq_keys
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser as sysrq_tasks
 
 
 def main():

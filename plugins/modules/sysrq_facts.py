@@ -129,10 +129,10 @@ import shlex
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import sysctl
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.host import host_path, read_text
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.nmi_panic import SETTINGS, key_of
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.sysrq_mask import decode
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysctl import engine as sysctl
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._host import host_path, read_text
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysctl.nmi_panic import SETTINGS, key_of
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.mask import decode
 
 KDUMP_UNITS = ("kdump-tools.service", "kdump.service")
 

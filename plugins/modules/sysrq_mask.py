@@ -182,8 +182,8 @@ backups:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import sysctl
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.sysrq_mask import (
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysctl import engine as sysctl
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.mask import (
     MaskError, decode, encode, parse_mask, valid_set_text,
 )
 

@@ -252,7 +252,11 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import kmsg, sysrq_keys, sysrq_tasks
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import kmsg
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq import keys as sysrq_keys
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser as sysrq_tasks
 
 
 def check_numbers(params):

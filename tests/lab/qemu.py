@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.oob_qmp import QMPClient
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob.qmp import QMPClient
 
 from .config import CPUS, MEMORY_MB
 
@@ -35,7 +35,7 @@ def qemu_cmd(name: str, disk: Path, serial_log: Path, qmp_socket: Path | None = 
 
 
 class QMP(QMPClient):
-    """The collection's own QMP client (plugins/module_utils/oob_qmp.py) on a lab guest's unix socket,
+    """The collection's own QMP client (plugins/module_utils/_oob/qmp.py) on a lab guest's unix socket,
     retrying the connection for ``timeout`` seconds while QEMU starts."""
 
     def __init__(self, path: str | os.PathLike, timeout: float = 10.0):

@@ -29,8 +29,9 @@ if str(REPO) not in sys.path:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import oob, oob_ipmi  # noqa: E402
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.oob_qmp import QMPClient  # noqa: E402
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob  # noqa: E402
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import ipmi as oob_ipmi  # noqa: E402
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob.qmp import QMPClient  # noqa: E402
 from ansible_collections.magic_sysrq.fleet.plugins.modules import oob_nmi  # noqa: E402
 from tests.lab.config import cache_dir  # noqa: E402
 from tests.lab.ipmi_sim import IpmiSim  # noqa: E402

@@ -35,7 +35,9 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import oob, oob_libvirt  # noqa: E402
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob  # noqa: E402
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import libvirt as oob_libvirt  # noqa: E402
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 from ansible_collections.magic_sysrq.fleet.plugins.modules import oob_nmi, oob_sysrq  # noqa: E402
 from tests.lab import GUESTS, image  # noqa: E402

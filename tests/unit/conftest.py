@@ -8,7 +8,7 @@ import os
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import host
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils import _host as host
 
 
 @pytest.fixture

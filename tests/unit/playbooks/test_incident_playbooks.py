@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import flamegraph
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import flamegraph
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 

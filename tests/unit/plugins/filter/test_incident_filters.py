@@ -8,7 +8,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.magic_sysrq.fleet.plugins.filter import (
     kernel_log_levels, kernel_log_since, kernel_log_summary, panic_reason, sysrq_dump_summary, sysrq_flamegraph)
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import flamegraph
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import flamegraph
 
 SUMMARY = sysrq_dump_summary.FilterModule().filters()["sysrq_dump_summary"]
 FLAME = sysrq_flamegraph.FilterModule().filters()["sysrq_flamegraph"]

@@ -12,7 +12,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.magic_sysrq.fleet.plugins.filter import sysrq_stack_groups, sysrq_tasks
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import sysrq_tasks as parser
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser
 
 from ..module_utils.kmsg_fakes import read_dump
 

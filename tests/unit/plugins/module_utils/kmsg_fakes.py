@@ -53,7 +53,7 @@ def kmsg_file_records(name):
 
 def messages(records):
     """The messages of raw records, as a list of lines (what sysrq_trigger returns as output)."""
-    from ansible_collections.magic_sysrq.fleet.plugins.module_utils import kmsg  # pylint: disable=import-outside-toplevel
+    from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import kmsg  # pylint: disable=import-outside-toplevel
     out = []
     for raw in records:
         out.extend(kmsg.parse_record(raw)["message"].split("\n"))

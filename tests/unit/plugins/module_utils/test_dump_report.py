@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import dump_report, sysrq_tasks
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import report as dump_report
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser as sysrq_tasks
 
 from .kmsg_fakes import read_dump
 

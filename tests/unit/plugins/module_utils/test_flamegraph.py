@@ -6,7 +6,11 @@ import re
 
 import pytest
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import flamegraph, stack_groups, sysrq_tasks
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import flamegraph
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import stack_groups
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser as sysrq_tasks
 
 from .kmsg_fakes import read_dump
 

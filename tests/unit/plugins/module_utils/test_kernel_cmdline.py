@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import kernel_cmdline as kc
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._cmdline import apply as kc
 
 
 # ------------------------------------------------------------------------------------------

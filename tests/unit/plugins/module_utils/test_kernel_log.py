@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import kernel_log as k
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import kernel_log as k
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)

@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import kmsg, sysrq_tasks
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import kmsg
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser as sysrq_tasks
 
 from .kmsg_fakes import EPIPE, FakeKmsg, Flood, kmsg_file_records, messages, read_dump, record
 

@@ -10,7 +10,11 @@ import threading
 
 import pytest
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import oob, oob_console, oob_qmp
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import console as oob_console
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import qmp as oob_qmp
 
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "dumps")
@@ -24,7 +28,7 @@ def test_keyboard_keys_are_lower_case_letters_and_digits():
 
 
 def test_keyboard_keys_keep_the_consent_rule():
-    from ansible_collections.magic_sysrq.fleet.plugins.module_utils.sysrq_keys import SysRqKeyError
+    from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.keys import SysRqKeyError
     with pytest.raises(SysRqKeyError, match="refusing destructive SysRq key.*'b'"):
         oob.keyboard_keys("sub")
     assert oob.keyboard_keys("sub", allow_destructive=True) == ["s", "u", "b"]

@@ -12,7 +12,9 @@ import json
 import pytest
 import requests
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import oob, oob_cloud
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import cloud as oob_cloud
 
 # The SDKs are optional for the collection: a test that needs one is skipped without it (named in the skip
 # reason); the tests of options, messages and documentation run whatever is installed.

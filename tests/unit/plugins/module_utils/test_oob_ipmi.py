@@ -10,7 +10,8 @@ import pytest
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import oob, oob_ipmi
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import ipmi as oob_ipmi
 
 IPMITOOL = "/usr/bin/ipmitool"
 SECRET = "s3cret-Pw!"

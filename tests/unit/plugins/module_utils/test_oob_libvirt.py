@@ -17,7 +17,8 @@ import pytest
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import oob, oob_libvirt
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import libvirt as oob_libvirt
 
 DEFAULT = {"uri": "test:///default", "domain": "test"}
 TEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # the test driver's fixed UUID for domain "test"

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.panic_reason import headline, panic_reason
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.panic_reason import headline, panic_reason
 
 CRASH = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "crash")
 

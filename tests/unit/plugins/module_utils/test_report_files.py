@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import dump_report
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import report_files as rf
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import report as dump_report
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import report_files as rf
 
 
 def test_write_tree_creates_dirs_and_writes_lines_and_text(tmp_path):

@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import stack_groups as g
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import sysrq_tasks
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import stack_groups as g
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser as sysrq_tasks
 
 from .kmsg_fakes import read_dump
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import sysctl
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysctl import engine as sysctl
 
 from ..conftest_helpers import debian_host
 

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import sysrq_keys as k
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.sysrq_mask import FUNCTIONS
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq import keys as k
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.mask import FUNCTIONS
 
 
 # The enable_mask of each op in drivers/tty/sysrq.c (and the ops registered elsewhere: o in

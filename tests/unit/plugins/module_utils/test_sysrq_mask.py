@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.sysrq_mask import (
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.mask import (
     MaskError, allows, decode, encode, parse_mask,
 )
 

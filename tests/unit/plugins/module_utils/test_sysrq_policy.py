@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.sysrq_policy import PolicyError, normalize, problems
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.policy import PolicyError, normalize, problems
 
 
 @pytest.mark.parametrize("args, mask", [

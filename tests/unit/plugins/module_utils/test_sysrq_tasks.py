@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import sysrq_tasks as p
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser as p
 
 from .kmsg_fakes import kmsg_file_records, messages, read_dump
 

@@ -6,7 +6,9 @@ import signal
 
 import pytest
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import kmsg, sysrq_keys
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import kmsg
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq import keys as sysrq_keys
 from ansible_collections.magic_sysrq.fleet.plugins.modules import sysrq_trigger
 
 from ..conftest_helpers import warnings

@@ -20,7 +20,7 @@ The keyboard path, unlike ``/proc/sysrq-trigger``, honours the enable mask (``ke
 
 from __future__ import annotations
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import sysrq_keys
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq import keys as sysrq_keys
 
 METHODS_SYSRQ = ("qmp", "libvirt", "azure")
 METHODS_NMI = ("qmp", "libvirt", "ipmi", "aws", "gcp", "azure")

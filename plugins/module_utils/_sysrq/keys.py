@@ -19,7 +19,7 @@ import os
 import signal
 import time
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import host
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils import _host as host
 
 TRIGGER = "/proc/sysrq-trigger"
 SYSRQ_SYSCTL = "/proc/sys/kernel/sysrq"

@@ -25,7 +25,7 @@ import select
 import threading
 import time
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import host
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils import _host as host
 
 KMSG = "/dev/kmsg"
 READ_SIZE = 65536           # larger than any record (the kernel fails a read into a smaller buffer with EINVAL)

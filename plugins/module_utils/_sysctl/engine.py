@@ -26,7 +26,7 @@ import os
 import stat
 import tempfile
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.host import host_path, host_realpath, read_text
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._host import host_path, host_realpath, read_text
 
 SYSCTL_DIRS = (
     "/etc/sysctl.d",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.stack_groups import group_stacks
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.stack_groups import group_stacks
 
 NO_RESULT = "no result: the host was not run (skipped, or the play stopped before it)"
 

@@ -46,7 +46,7 @@ import shutil
 import tempfile
 import time
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.host import host_path, read_text
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._host import host_path, read_text
 
 STATES = ("present", "absent")
 POSITIONS = ("keep", "last")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.sysrq_tasks import clean_text
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.parser import clean_text
 
 PANIC = "Kernel panic - not syncing: "
 

@@ -9,8 +9,11 @@ its calls.
 
 from __future__ import annotations
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import (
-    oob, oob_cloud, oob_ipmi, oob_libvirt, oob_qmp)
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import cloud as oob_cloud
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import ipmi as oob_ipmi
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import libvirt as oob_libvirt
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import qmp as oob_qmp
 
 SYSRQ = {
     "qmp": oob_qmp.send_sysrq,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import re
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.panic_reason import panic_reason
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.panic_reason import panic_reason
 
 # syslog severities, most severe first, as dmesg --level names them.
 LEVELS = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")

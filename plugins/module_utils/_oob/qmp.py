@@ -15,7 +15,7 @@ import json
 import socket
 import time
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import oob
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
 
 ARGUMENT_SPEC = {
     "qmp": dict(type="dict", options=dict(

@@ -4,8 +4,8 @@
 
 from __future__ import annotations
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import nmi_panic
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils.sysrq_mask import MaskError, decode, encode, parse_mask
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysctl import nmi_panic
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.mask import MaskError, decode, encode, parse_mask
 
 PROFILES = {
     # SysRq disabled from the keyboard, serial BREAK and out-of-band consoles.

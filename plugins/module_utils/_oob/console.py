@@ -20,7 +20,9 @@ from __future__ import annotations
 import os
 import time
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import oob, sysrq_tasks
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser as sysrq_tasks
 
 ARGUMENT_SPEC = {
     "console": dict(type="dict", options=dict(

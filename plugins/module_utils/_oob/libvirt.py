@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import oob
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
 
 try:
     import libvirt

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import oob
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
 
 ARGUMENT_SPEC = {
     "ipmi": dict(type="dict", options=dict(

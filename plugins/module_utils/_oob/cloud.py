@@ -28,7 +28,7 @@ import json
 import traceback
 import uuid
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils import oob
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
 
 try:
     import boto3

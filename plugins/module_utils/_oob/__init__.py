@@ -1,0 +1,3 @@
+# Copyright: magic_sysrq.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private to this collection (not an API for others). Out-of-band methods (one module per method) and console sources."""
