@@ -6,7 +6,8 @@ import subprocess
 import pytest
 import yaml
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils._cmdline import apply as kc
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._cmdline import backend, grub_defaults, grubby, shell, systemd_boot
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._cmdline import tokens as cmdline_tokens
 
 
 # ------------------------------------------------------------------------------------------
@@ -48,12 +49,12 @@ EDIT_CASES = yaml.safe_load(r"""
 
 @pytest.mark.parametrize("case", EDIT_CASES, ids=[c["id"] for c in EDIT_CASES])
 def test_edit_tokens(case):
-    request = kc.Request(case["args"], case.get("state", "present"), case.get("position", "keep"))
-    after = kc.edit_tokens(kc.split_cmdline(case["before"]), request)
-    assert after == kc.split_cmdline(case["after"])
-    assert kc.satisfied(after, request)
+    request = cmdline_tokens.Request(case["args"], case.get("state", "present"), case.get("position", "keep"))
+    after = cmdline_tokens.edit_tokens(cmdline_tokens.split_cmdline(case["before"]), request)
+    assert after == cmdline_tokens.split_cmdline(case["after"])
+    assert cmdline_tokens.satisfied(after, request)
     # Idempotent: a second edit changes nothing.
-    assert kc.edit_tokens(after, request) == after
+    assert cmdline_tokens.edit_tokens(after, request) == after
 
 
 @pytest.mark.parametrize("text, tokens", [
@@ -64,7 +65,7 @@ def test_edit_tokens(case):
                                                                    "console=ttyS0,115200n8"]),
 ])
 def test_split_cmdline(text, tokens):
-    assert kc.split_cmdline(text) == tokens
+    assert cmdline_tokens.split_cmdline(text) == tokens
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -79,37 +80,37 @@ def test_split_cmdline(text, tokens):
     (["crashkernel=1G", "crashkernel=2G"], "takes one value"),
 ])
 def test_bad_args(args, fragment):
-    with pytest.raises(kc.CmdlineError) as err:
-        kc.Request(args)
+    with pytest.raises(cmdline_tokens.CmdlineError) as err:
+        cmdline_tokens.Request(args)
     assert fragment in str(err.value)
     if args and fragment != "takes one value":
         assert "NAME or NAME=VALUE" in str(err.value)
 
 
 def test_bad_state_and_position():
-    with pytest.raises(kc.CmdlineError, match="state must be one of present, absent"):
-        kc.Request(["quiet"], "gone")
-    with pytest.raises(kc.CmdlineError, match="position must be one of keep, last"):
-        kc.Request(["quiet"], "present", "first")
+    with pytest.raises(cmdline_tokens.CmdlineError, match="state must be one of present, absent"):
+        cmdline_tokens.Request(["quiet"], "gone")
+    with pytest.raises(cmdline_tokens.CmdlineError, match="position must be one of keep, last"):
+        cmdline_tokens.Request(["quiet"], "present", "first")
 
 
 def test_repeatable_may_repeat_in_args():
-    request = kc.Request(["console=tty0", "console=ttyS0"])
+    request = cmdline_tokens.Request(["console=tty0", "console=ttyS0"])
     assert [a.text for a in request.args] == ["console=tty0", "console=ttyS0"]
 
 
 def test_unsatisfied_needs_every_entry():
-    request = kc.Request(["crashkernel=256M"])
+    request = cmdline_tokens.Request(["crashkernel=256M"])
     entries = [{"args": ["crashkernel=256M"]}, {"args": ["ro"]}]
-    assert [a.text for a in kc.unsatisfied(entries, request)] == ["crashkernel=256M"]
-    assert kc.unsatisfied(entries[:1], request) == []
+    assert [a.text for a in cmdline_tokens.unsatisfied(entries, request)] == ["crashkernel=256M"]
+    assert cmdline_tokens.unsatisfied(entries[:1], request) == []
 
 
 def test_common_args_and_managed_differs():
     entries = [{"args": ["a", "console=tty0", "b"]}, {"args": ["console=tty0", "a"]}]
-    assert kc.common_args(entries) == ["a", "console=tty0"]
-    assert kc.managed_differs(["console=tty0", "console=ttyS0"], ["console=ttyS0", "console=tty0"], ["console"])
-    assert not kc.managed_differs(["x", "console=tty0"], ["console=tty0", "y"], ["console"])
+    assert cmdline_tokens.common_args(entries) == ["a", "console=tty0"]
+    assert cmdline_tokens.managed_differs(["console=tty0", "console=ttyS0"], ["console=ttyS0", "console=tty0"], ["console"])
+    assert not cmdline_tokens.managed_differs(["x", "console=tty0"], ["console=tty0", "y"], ["console"])
 
 
 # ------------------------------------------------------------------------------------------
@@ -157,28 +158,28 @@ ASSIGNMENT_CASES = yaml.safe_load(r"""
 
 @pytest.mark.parametrize("case", ASSIGNMENT_CASES, ids=[c["id"] for c in ASSIGNMENT_CASES])
 def test_assignment_edit_and_render(case, tmp_path):
-    found = kc.find_assignments(case["text"], "GRUB_CMDLINE_LINUX")
+    found = shell.find_assignments(case["text"], "GRUB_CMDLINE_LINUX")
     assert len(found) == 1 and found[0].editable
     asg = found[0]
     assert asg.tokens() == case["tokens"]
     if "add" in case:
-        asg.words.append(kc.Word.of(case["add"]))
+        asg.words.append(shell.Word.of(case["add"]))
     if "remove" in case:
         asg.remove(lambda t: t == case["remove"])
-    after = kc.render_assignments(case["text"], found)
+    after = shell.render_assignments(case["text"], found)
     assert after == case["after"]
     # The rendering means to the shell what the words say.
     script = tmp_path / "f"
     script.write_text(after + "\n")
     out = subprocess.run(["/bin/sh", "-c", '. "$1"; printf %s "$GRUB_CMDLINE_LINUX"', "sh", str(script)],
                          check=True, capture_output=True, text=True).stdout
-    assert kc.split_cmdline(out) == [w.text for w in asg.words if w.literal]
+    assert cmdline_tokens.split_cmdline(out) == [w.text for w in asg.words if w.literal]
 
 
 def test_assignments_unchanged_are_not_rewritten():
     text = "GRUB_CMDLINE_LINUX='a'   # odd but kept\n"
-    found = kc.find_assignments(text, "GRUB_CMDLINE_LINUX")
-    assert kc.render_assignments(text, found) == text
+    found = shell.find_assignments(text, "GRUB_CMDLINE_LINUX")
+    assert shell.render_assignments(text, found) == text
 
 
 @pytest.mark.parametrize("text", [
@@ -187,14 +188,14 @@ def test_assignments_unchanged_are_not_rewritten():
     'GRUB_CMDLINE_LINUX="unterminated',
 ])
 def test_unsupported_assignments_are_not_editable(text):
-    found = kc.find_assignments(text, "GRUB_CMDLINE_LINUX")
+    found = shell.find_assignments(text, "GRUB_CMDLINE_LINUX")
     assert len(found) == 1 and not found[0].editable and found[0].error
 
 
 def test_other_variables_and_comments_not_matched():
     text = '#GRUB_CMDLINE_LINUX="x"\nGRUB_CMDLINE_LINUX_DEFAULT="quiet"\nMY_GRUB_CMDLINE_LINUX="y"\n'
-    assert kc.find_assignments(text, "GRUB_CMDLINE_LINUX") == []
-    assert kc.find_assignments(text, "GRUB_CMDLINE_LINUX_DEFAULT")[0].tokens() == ["quiet"]
+    assert shell.find_assignments(text, "GRUB_CMDLINE_LINUX") == []
+    assert shell.find_assignments(text, "GRUB_CMDLINE_LINUX_DEFAULT")[0].tokens() == ["quiet"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -219,7 +220,7 @@ title=Red Hat Enterprise Linux (0-rescue) 8.6 (Ootpa)
 
 
 def test_parse_grubby_info():
-    entries = kc.parse_grubby_info(RHEL8_INFO)
+    entries = grubby.parse_grubby_info(RHEL8_INFO)
     assert [e["index"] for e in entries] == [0, 2]
     assert entries[0]["args"] == ["ro", "crashkernel=auto", "resume=/dev/mapper/rhel-swap", "rhgb", "quiet",
                                   "$tuned_params"]
@@ -240,11 +241,11 @@ DELTA_CASES = yaml.safe_load(r"""
 
 @pytest.mark.parametrize("case", DELTA_CASES, ids=[c["id"] for c in DELTA_CASES])
 def test_grubby_delta_and_simulation(case):
-    request = kc.Request(case["args"], case.get("state", "present"), case.get("position", "keep"))
-    cur = kc.split_cmdline(case["cur"])
-    remove, add = kc.grubby_delta(cur, kc.edit_tokens(cur, request), request)
+    request = cmdline_tokens.Request(case["args"], case.get("state", "present"), case.get("position", "keep"))
+    cur = cmdline_tokens.split_cmdline(case["cur"])
+    remove, add = grubby.grubby_delta(cur, cmdline_tokens.edit_tokens(cur, request), request)
     assert (remove, add) == (case["remove"], case["add"])
-    assert kc.satisfied(kc.simulate_grubby(cur, remove, add), request)
+    assert cmdline_tokens.satisfied(grubby.simulate_grubby(cur, remove, add), request)
 
 
 @pytest.mark.parametrize("release, family", [
@@ -260,14 +261,14 @@ def test_grubby_delta_and_simulation(case):
 def test_os_family(host_root, release, family):
     (host_root / "etc").mkdir()
     (host_root / "etc/os-release").write_text(release)
-    assert kc.os_family(kc.os_release()) == family
+    assert backend.os_family(backend.os_release()) == family
 
 
 def test_replace_options():
     text = "title Debian\nlinux /vmlinuz\noptions root=UUID=1 ro\noptions quiet\ninitrd /initrd\n"
-    assert kc.replace_options(text, ["root=UUID=1", "ro", "console=ttyS0"]) == (
+    assert systemd_boot.replace_options(text, ["root=UUID=1", "ro", "console=ttyS0"]) == (
         "title Debian\nlinux /vmlinuz\noptions root=UUID=1 ro console=ttyS0\ninitrd /initrd\n")
-    assert kc.replace_options("title x\nlinux /v", ["ro"]) == "title x\nlinux /v\noptions ro\n"
+    assert systemd_boot.replace_options("title x\nlinux /v", ["ro"]) == "title x\nlinux /v\noptions ro\n"
 
 
 # ------------------------------------------------------------------------------------------
@@ -299,7 +300,7 @@ def debian_defaults(root):
 
 def test_evaluate_records_every_file_and_sources(host_root):
     debian_defaults(host_root)
-    defaults = kc.GrubDefaults(ShellModule(), "debian", dropin_dir=kc.GRUB_DEFAULTS_D, dropin="magic_sysrq.cfg")
+    defaults = grub_defaults.GrubDefaults(ShellModule(), "debian", dropin_dir=backend.GRUB_DEFAULTS_D, dropin="magic_sysrq.cfg")
     records = defaults.evaluate()
     assert [r["path"] for r in records] == ["/etc/default/grub", "/etc/default/grub.d/init-select.cfg",
                                             "/etc/default/grub.d/kdump-tools.cfg"]
@@ -320,23 +321,23 @@ def test_evaluate_records_every_file_and_sources(host_root):
 def test_evaluate_disable_recovery_and_errors(host_root):
     debian_defaults(host_root)
     (host_root / "etc/default/grub.d/zz.cfg").write_text('GRUB_DISABLE_RECOVERY="true"\n')
-    defaults = kc.GrubDefaults(ShellModule(), "debian", dropin_dir=kc.GRUB_DEFAULTS_D)
+    defaults = grub_defaults.GrubDefaults(ShellModule(), "debian", dropin_dir=backend.GRUB_DEFAULTS_D)
     assert [e["id"] for e in defaults.entries(defaults.evaluate())] == ["default"]
     (host_root / "etc/default/grub.d/zz.cfg").write_text('if then fi\n')
-    with pytest.raises(kc.CmdlineError, match="fails at /etc/default/grub.d/zz.cfg"):
+    with pytest.raises(cmdline_tokens.CmdlineError, match="fails at /etc/default/grub.d/zz.cfg"):
         defaults.evaluate()
 
 
 def test_plan_dropin_removes_from_main_and_refuses_foreign(host_root):
     debian_defaults(host_root)
     (host_root / "etc/default/grub").write_text('GRUB_CMDLINE_LINUX_DEFAULT="quiet"\nGRUB_CMDLINE_LINUX="nmi_watchdog=0 ro"\n')
-    defaults = kc.GrubDefaults(ShellModule(), "debian", dropin_dir=kc.GRUB_DEFAULTS_D, dropin="magic_sysrq.cfg")
+    defaults = grub_defaults.GrubDefaults(ShellModule(), "debian", dropin_dir=backend.GRUB_DEFAULTS_D, dropin="magic_sysrq.cfg")
     texts = {"/etc/default/grub": (host_root / "etc/default/grub").read_text(), "/etc/default/grub.d/magic_sysrq.cfg": None}
-    new, _before, after = defaults.plan(kc.Request(["nmi_watchdog=1"]), texts)
+    new, _before, after = defaults.plan(cmdline_tokens.Request(["nmi_watchdog=1"]), texts)
     assert new["/etc/default/grub"] == 'GRUB_CMDLINE_LINUX_DEFAULT="quiet"\nGRUB_CMDLINE_LINUX="ro"\n'
     assert new["/etc/default/grub.d/magic_sysrq.cfg"].endswith('GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX nmi_watchdog=1"\n')
     assert defaults.entries(after)[1]["args"] == ["ro", "nmi_watchdog=1"]
-    with pytest.raises(kc.CmdlineError) as err:
-        defaults.plan(kc.Request(["crashkernel"], "absent"), texts)
+    with pytest.raises(cmdline_tokens.CmdlineError) as err:
+        defaults.plan(cmdline_tokens.Request(["crashkernel"], "absent"), texts)
     assert "crashkernel=384M-:128M from GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub.d/kdump-tools.cfg" in str(err.value)
     assert "which this module does not edit" in str(err.value) and "Nothing was changed" in str(err.value)
