@@ -35,16 +35,13 @@ _value:
   elements: str
 """
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import kernel_log
+from ansible_collections.magic_sysrq.fleet.plugins.plugin_utils._filter_errors import filter_errors
 
 
+@filter_errors(kernel_log.KernelLogError)
 def kernel_log_levels(level):
-    try:
-        return kernel_log.levels_at_or_above(level)
-    except kernel_log.KernelLogError as exc:
-        raise AnsibleFilterError("kernel_log_levels: %s" % exc) from None
+    return kernel_log.levels_at_or_above(level)
 
 
 class FilterModule:

@@ -44,16 +44,13 @@ _value:
   elements: str
 """
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import kernel_log
+from ansible_collections.magic_sysrq.fleet.plugins.plugin_utils._filter_errors import filter_errors
 
 
+@filter_errors(kernel_log.KernelLogError)
 def kernel_log_since(lines, since="boot"):
-    try:
-        return kernel_log.select_since(lines, since)
-    except kernel_log.KernelLogError as exc:
-        raise AnsibleFilterError("kernel_log_since: %s" % exc) from None
+    return kernel_log.select_since(lines, since)
 
 
 class FilterModule:

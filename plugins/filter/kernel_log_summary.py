@@ -55,19 +55,14 @@ _value:
     hosts: {description: Per host, what was collected, crash files with their panic reasons., type: dict}
 """
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import kernel_log
+from ansible_collections.magic_sysrq.fleet.plugins.plugin_utils._filter_errors import expect_type, filter_errors
 
 
+@filter_errors(kernel_log.KernelLogError)
 def kernel_log_summary(hosts, since="boot", level=None, directory=None):
-    if hosts is not None and not isinstance(hosts, dict):
-        raise AnsibleFilterError("kernel_log_summary expects a dict of host -> collected data, got %s"
-                                 % type(hosts).__name__)
-    try:
-        return kernel_log.summarize(hosts, since=since, level=level, directory=directory)
-    except kernel_log.KernelLogError as exc:
-        raise AnsibleFilterError("kernel_log_summary: %s" % exc) from None
+    expect_type(hosts, dict, "a dict of host -> collected data")
+    return kernel_log.summarize(hosts, since=since, level=level, directory=directory)
 
 
 class FilterModule:

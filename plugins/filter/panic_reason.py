@@ -90,16 +90,14 @@ _value:
       type: str
 """
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import panic_reason as reader
+from ansible_collections.magic_sysrq.fleet.plugins.plugin_utils._filter_errors import expect_type, filter_errors
 
 
+@filter_errors()
 def panic_reason(text):
     """Crash log text -> the reason the kernel went down."""
-    if text is not None and not isinstance(text, (str, bytes, list, tuple)):
-        raise AnsibleFilterError("panic_reason expects kernel log text (a string or a list of lines), got %s"
-                                 % type(text).__name__)
+    expect_type(text, (str, bytes, list, tuple), "kernel log text (a string or a list of lines)")
     return reader.panic_reason(text)
 
 

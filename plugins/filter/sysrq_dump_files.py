@@ -39,19 +39,14 @@ _value:
   type: dict
 """
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import report as dump_report
+from ansible_collections.magic_sysrq.fleet.plugins.plugin_utils._filter_errors import expect_type, filter_errors
 
 
+@filter_errors(dump_report.ReportError)
 def sysrq_dump_files(results, hosts=None):
-    if results is not None and not isinstance(results, dict):
-        raise AnsibleFilterError("sysrq_dump_files expects a dict of host -> registered result, got %s"
-                                 % type(results).__name__)
-    try:
-        return dump_report.host_files(results, hosts)
-    except dump_report.ReportError as exc:
-        raise AnsibleFilterError("sysrq_dump_files: %s" % exc) from None
+    expect_type(results, dict, "a dict of host -> registered result")
+    return dump_report.host_files(results, hosts)
 
 
 class FilterModule:

@@ -77,20 +77,16 @@ _value:
     flamegraph_missing: {description: Why no flame graph can be drawn on this controller ('' when it can)., type: str}
 """
 
-from ansible.errors import AnsibleFilterError
-
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import report as dump_report
-
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import flamegraph
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import report as dump_report
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.stack_groups import GroupError
+from ansible_collections.magic_sysrq.fleet.plugins.plugin_utils._filter_errors import filter_errors
 
 
+@filter_errors(dump_report.ReportError, GroupError)
 def sysrq_dump_summary(results, asked=None, key="w", directory=None, states=None, group_limit=None):
-    try:
-        summary = dump_report.summarize(results, asked=asked, key=key, directory=directory, states=states,
-                                        group_limit=group_limit)
-    except (dump_report.ReportError, GroupError) as exc:
-        raise AnsibleFilterError("sysrq_dump_summary: %s" % exc) from None
+    summary = dump_report.summarize(results, asked=asked, key=key, directory=directory, states=states,
+                                    group_limit=group_limit)
     summary["flamegraph_missing"] = flamegraph.missing()
     return summary
 

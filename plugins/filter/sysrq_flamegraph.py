@@ -51,16 +51,13 @@ _value:
   type: str
 """
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import flamegraph
+from ansible_collections.magic_sysrq.fleet.plugins.plugin_utils._filter_errors import filter_errors
 
 
+@filter_errors(flamegraph.FlameGraphError)
 def sysrq_flamegraph(lines, title="Flame graph", subtitle=""):
-    try:
-        return flamegraph.render_html(lines, title=title, subtitle=subtitle)
-    except flamegraph.FlameGraphError as exc:
-        raise AnsibleFilterError("sysrq_flamegraph: %s" % exc) from None
+    return flamegraph.render_html(lines, title=title, subtitle=subtitle)
 
 
 class FilterModule:

@@ -37,16 +37,13 @@ _value:
   elements: str
 """
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.mask import MaskError, decode
+from ansible_collections.magic_sysrq.fleet.plugins.plugin_utils._filter_errors import filter_errors
 
 
+@filter_errors(MaskError)
 def sysrq_functions(value):
-    try:
-        return decode(value)
-    except MaskError as exc:
-        raise AnsibleFilterError(str(exc)) from None
+    return decode(value)
 
 
 class FilterModule:

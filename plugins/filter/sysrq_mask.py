@@ -38,18 +38,15 @@ _value:
   type: int
 """
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.mask import MaskError, encode, parse_mask
+from ansible_collections.magic_sysrq.fleet.plugins.plugin_utils._filter_errors import filter_errors
 
 
+@filter_errors(MaskError)
 def sysrq_mask(value):
-    try:
-        if isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
-            return parse_mask(value)
-        return encode(value)
-    except MaskError as exc:
-        raise AnsibleFilterError(str(exc)) from None
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+        return parse_mask(value)
+    return encode(value)
 
 
 class FilterModule:

@@ -49,23 +49,17 @@ _value:
       type: bool
 """
 
-from ansible.errors import AnsibleFilterError
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.policy import FIELDS, PolicyError, normalize
+from ansible_collections.magic_sysrq.fleet.plugins.plugin_utils._filter_errors import expect_type, filter_errors
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.policy import PolicyError, normalize
 
-
+@filter_errors(PolicyError)
 def sysrq_policy(value):
-    if not isinstance(value, dict):
-        raise AnsibleFilterError("sysrq_policy takes a dict (profile, functions, mask, nmi, always_enabled), got %r"
-                                 % (value,))
-    unknown = set(value) - {"profile", "functions", "mask", "nmi", "always_enabled"}
+    expect_type(value, dict, "a dict (%s)" % ", ".join(FIELDS), allow_none=False)
+    unknown = set(value) - set(FIELDS)
     if unknown:
-        raise AnsibleFilterError("unknown policy field(s) %s: expected profile, functions, mask, nmi, always_enabled"
-                                 % ", ".join(sorted(unknown)))
-    try:
-        return normalize(**value)
-    except PolicyError as exc:
-        raise AnsibleFilterError(str(exc)) from None
+        raise PolicyError("unknown policy field(s) %s: expected %s" % (", ".join(sorted(unknown)), ", ".join(FIELDS)))
+    return normalize(**value)
 
 
 class FilterModule:

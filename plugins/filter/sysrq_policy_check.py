@@ -36,9 +36,11 @@ _value:
   elements: str
 """
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.policy import problems
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.policy import PolicyError, problems
+from ansible_collections.magic_sysrq.fleet.plugins.plugin_utils._filter_errors import filter_errors
 
 
+@filter_errors(PolicyError)
 def sysrq_policy_check(facts, policy):
     return problems(facts, policy)
 

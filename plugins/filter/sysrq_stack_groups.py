@@ -80,17 +80,14 @@ _value:
       elements: string
 """
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import stack_groups
+from ansible_collections.magic_sysrq.fleet.plugins.plugin_utils._filter_errors import filter_errors
 
 
+@filter_errors(stack_groups.GroupError)
 def sysrq_stack_groups(data, states=None, limit=None, max_depth=None):
     """Tasks of many hosts -> groups of identical stacks, biggest first."""
-    try:
-        return stack_groups.group_stacks(data, states=states, limit=limit, max_depth=max_depth)
-    except stack_groups.GroupError as exc:
-        raise AnsibleFilterError("sysrq_stack_groups: %s" % exc) from None
+    return stack_groups.group_stacks(data, states=states, limit=limit, max_depth=max_depth)
 
 
 class FilterModule:

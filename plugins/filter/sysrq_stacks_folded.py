@@ -45,16 +45,13 @@ _value:
   sample: ["dd;entry_SYSCALL_64_after_hwframe;do_syscall_64;__x64_sys_openat;mnt_want_write;percpu_rwsem_wait;schedule;__schedule 1"]
 """
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.stack_groups import GroupError, folded_lines
+from ansible_collections.magic_sysrq.fleet.plugins.plugin_utils._filter_errors import filter_errors
 
 
+@filter_errors(GroupError)
 def sysrq_stacks_folded(data, states=None, with_host=False, with_state=False):
-    try:
-        return folded_lines(data, states=states, with_host=with_host, with_state=with_state)
-    except GroupError as exc:
-        raise AnsibleFilterError(str(exc)) from None
+    return folded_lines(data, states=states, with_host=with_host, with_state=with_state)
 
 
 class FilterModule:

@@ -57,20 +57,18 @@ _value:
   elements: dictionary
 """
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser
+from ansible_collections.magic_sysrq.fleet.plugins.plugin_utils._filter_errors import expect_type, filter_errors
 
 
+@filter_errors()
 def sysrq_tasks(text):
     """Kernel log text (str or list of lines) -> list of task dicts."""
+    expect_type(text, (str, bytes, list, tuple), "kernel log text (a string or a list of lines)")
     if text is None:
         return []
     if isinstance(text, (list, tuple)):
         text = "\n".join(str(line) for line in text)
-    elif not isinstance(text, (str, bytes)):
-        raise AnsibleFilterError("sysrq_tasks expects kernel log text (a string or a list of lines), got %s"
-                                 % type(text).__name__)
     return parser.parse_text(text)
 
 

@@ -59,7 +59,7 @@ options:
     type: int
     choices: [0, 1]
   dropin:
-    description: The drop-in's file name under C(/etc/sysctl.d), or an absolute path. It must end in C(.conf).
+    description: The drop-in's file name under C(/etc/sysctl.d), or an absolute path directly in a directory that C(systemd-sysctl) and C(sysctl --system) read at boot (C(/etc/sysctl.d), C(/run/sysctl.d), C(/usr/local/lib/sysctl.d), C(/usr/lib/sysctl.d), C(/lib/sysctl.d)). It must end in C(.conf); any other path is refused, since nothing would apply it at boot.
     type: str
     default: 90-magic-sysrq-nmi.conf
   runtime:
@@ -178,9 +178,7 @@ def main():
             spec[name]["choices"] = [0, 1]
     spec.update(
         dropin=dict(type="str", default="90-magic-sysrq-nmi.conf"),
-        runtime=dict(type="bool", default=True),
-        conflicts=dict(type="str", choices=["fail", "comment", "ignore"], default="fail"),
-        backup=dict(type="bool", default=False),
+        **sysctl.MODULE_OPTIONS
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     try:
@@ -189,9 +187,8 @@ def main():
         module.fail_json(msg=str(exc))
     if not wanted:
         module.fail_json(msg="no setting given: expected at least one of %s" % ", ".join(SETTINGS))
-    if not module.params["dropin"].endswith(".conf"):
-        module.fail_json(msg="dropin %r must end in .conf: systemd-sysctl and sysctl --system read only *.conf files"
-                         % module.params["dropin"])
+    if sysctl.dropin_error(module.params["dropin"]):
+        module.fail_json(msg=sysctl.dropin_error(module.params["dropin"]))
 
     unsupported = {}
     for name in list(wanted):

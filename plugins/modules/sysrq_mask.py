@@ -36,7 +36,7 @@ options:
     elements: str
   dropin:
     description:
-      - The drop-in's file name under C(/etc/sysctl.d), or an absolute path. It must end in C(.conf).
+      - The drop-in's file name under C(/etc/sysctl.d), or an absolute path directly in a directory that C(systemd-sysctl) and C(sysctl --system) read at boot (C(/etc/sysctl.d), C(/run/sysctl.d), C(/usr/local/lib/sysctl.d), C(/usr/lib/sysctl.d), C(/lib/sysctl.d)). It must end in C(.conf); any other path is refused, since nothing would apply it at boot.
       - Files are applied in lexical order, so the name decides what it overrides.
     type: str
     default: 90-magic-sysrq.conf
@@ -210,9 +210,7 @@ def main():
             mask=dict(type="raw"),
             functions=dict(type="list", elements="str"),
             dropin=dict(type="str", default="90-magic-sysrq.conf"),
-            runtime=dict(type="bool", default=True),
-            conflicts=dict(type="str", choices=["fail", "comment", "ignore"], default="fail"),
-            backup=dict(type="bool", default=False),
+            **sysctl.MODULE_OPTIONS
         ),
         supports_check_mode=True,
     )
@@ -220,9 +218,8 @@ def main():
         mask = desired_mask(module.params)
     except MaskError as exc:
         module.fail_json(msg=str(exc))
-    if not module.params["dropin"].endswith(".conf"):
-        module.fail_json(msg="dropin %r must end in .conf: systemd-sysctl and sysctl --system read only *.conf files"
-                         % module.params["dropin"])
+    if sysctl.dropin_error(module.params["dropin"]):
+        module.fail_json(msg=sysctl.dropin_error(module.params["dropin"]))
     if module.params["runtime"] and sysctl.read_runtime(KEY) is None:
         module.fail_json(msg="this kernel has no Magic SysRq support: %s does not exist (kernel built without "
                              "CONFIG_MAGIC_SYSRQ, or /proc/sys not mounted); nothing was written. "

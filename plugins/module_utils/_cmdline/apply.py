@@ -3,23 +3,7 @@
 """The driver shared by every backend: pick the backend, plan, back up, write, run, regenerate, verify,
 and restore when anything fails.
 
-
-Editing model
-    A command line is an ordered list of tokens, split on whitespace outside
-    double quotes (the kernel's own rule). A token is ``name`` (a flag such as
-    ``quiet``) or ``name=value``; dashes and underscores in a name are the same
-    to the kernel. Tokens after ``--`` belong to init and are never touched.
-
-    ``present`` of ``name=value``: for a single-valued name any ``name=other``
-    is replaced (in place when possible) and duplicates of other values go.
-    For a repeatable name (``console`` and the few in :data:`REPEATABLE`) the
-    argument is added when missing; with ``position: last`` the listed
-    arguments of that name are moved after every other argument of the same
-    name, in the order listed (the last ``console=`` becomes /dev/console).
-    ``absent`` of ``name=value`` removes exactly that token; ``absent`` of a
-    bare ``name`` removes the flag and every ``name=...``.
-
-    An argument counts as present only when every boot entry has it.
+The editing model (what ``present`` and ``absent`` do to a command line) is in :mod:`.tokens`.
 
 Backends (same interface: ``read()``, ``plan(request)``, then the shared
 :func:`run` writes, runs commands, regenerates, verifies and restores)
@@ -29,15 +13,7 @@ Backends (same interface: ``read()``, ``plan(request)``, then the shared
                      /etc/default/grub and /etc/kernel/cmdline kept in step for new kernels
     ``systemd_boot`` /etc/kernel/cmdline and the options lines of the type #1 loader entries
 
-GRUB defaults files are shell. They are read by sourcing them with /bin/sh in
-the order grub-mkconfig does (main file, then the drop-ins), printing the
-command-line variables after each file. That is the exact semantics
-grub-mkconfig applies (conditionals, command substitution, ``$VAR`` appends
-from other packages such as kdump-tools), and the per-file records tell which
-file contributed which argument. Edits are made to the literal words of the
-``GRUB_CMDLINE_*`` assignments; the edited files are evaluated again the same
-way before anything is written, so a change that would not have the intended
-effect is refused instead of written.
+How GRUB defaults files are read and edited: :mod:`.grub_defaults`.
 """
 
 from __future__ import annotations
@@ -169,7 +145,7 @@ def apply_plan(module, backend, plan, request, backup):
     for path in [c.path for c in plan.files] + list(plan.snapshot):
         if path not in originals:
             originals[path] = _read_bytes(path)
-    backups, step, entries = [], None, None
+    backups, step, entries, regenerated = [], None, None, False
     try:
         for change in plan.files:
             step = "writing %s" % change.path
@@ -182,6 +158,7 @@ def apply_plan(module, backend, plan, request, backup):
         for argv in plan.regenerate:
             step = "regenerating the boot configuration"
             run_checked(module, argv, step)
+            regenerated = True
         step = "checking the result"
         entries = backend.read()
         check_result(entries, plan.entries, request)
@@ -203,7 +180,17 @@ def apply_plan(module, backend, plan, request, backup):
                 msg += " (%s)" % "; ".join(undone)
         else:
             msg += "; every change was undone (%s)" % "; ".join(undone) if undone else "; nothing was changed"
-        if plan.regenerate and step == "regenerating the boot configuration":
+        if regenerated:
+            # The boot configuration was regenerated from the changed files: regenerate it again from the restored
+            # ones, so that what boots matches what the files say.
+            try:
+                for argv in plan.regenerate:
+                    run_checked(module, argv, "regenerating the boot configuration from the restored files")
+                msg += "; the boot configuration was regenerated from the restored files"
+            except CmdlineError as again:
+                msg += ("; the boot configuration had been regenerated with the change, and regenerating it from "
+                        "the restored files failed (%s): run %s by hand" % (again, " ".join(plan.regenerate[0])))
+        elif plan.regenerate and step == "regenerating the boot configuration":
             msg += "; grub-mkconfig keeps the previous grub.cfg when it fails, so the boot configuration is as before"
         elif plan.regenerate:
             msg += "; the boot configuration was not regenerated"

@@ -1,6 +1,17 @@
 # Copyright: magic_sysrq.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""GRUB defaults (/etc/default/grub and its drop-ins) read the way grub-mkconfig reads them, and edited."""
+"""GRUB defaults (/etc/default/grub and its drop-ins) read the way grub-mkconfig reads them, and edited.
+
+GRUB defaults files are shell. They are read by sourcing them with /bin/sh in
+the order grub-mkconfig does (main file, then the drop-ins), printing the
+command-line variables after each file. That is the exact semantics
+grub-mkconfig applies (conditionals, command substitution, ``$VAR`` appends
+from other packages such as kdump-tools), and the per-file records tell which
+file contributed which argument. Edits are made to the literal words of the
+``GRUB_CMDLINE_*`` assignments; the edited files are evaluated again the same
+way before anything is written, so a change that would not have the intended
+effect is refused instead of written.
+"""
 
 from __future__ import annotations
 

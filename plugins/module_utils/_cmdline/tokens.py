@@ -35,8 +35,16 @@ REPEATABLE = frozenset((
 ))
 
 
-ARG_FORM = ("NAME or NAME=VALUE with no whitespace or quotes, e.g. console=ttyS0,115200n8, "
-            "crashkernel=256M or sysrq_always_enabled")
+# What a requested argument may hold. grub-mkconfig copies GRUB_CMDLINE_* unquoted onto the ``linux`` line of
+# grub.cfg, where GRUB's script lexer treats ; & | < > { } ( ) as operators, # as a comment, $ and quotes as
+# expansions, [ as a command and * ? as wildcards; systemd-boot and grubby lines are no safer to hand such text.
+# So an argument may hold only characters that mean nothing to GRUB script or a shell: ASCII letters and digits
+# and the punctuation real kernel arguments use (console=ttyS0,115200n8, crashkernel=384M-:128M, root=UUID=...,
+# rd.lvm.lv=vg/root, video=1024x768@60, memmap=2G!4G, isolcpus=1-3,5, acpi_osi=!Linux, ip=::::h:eth0:dhcp).
+ARG_PUNCTUATION = "_-.,:/=+@%~!^"
+ARG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" + ARG_PUNCTUATION)
+ARG_FORM = ("NAME or NAME=VALUE made of ASCII letters, digits and %s only, e.g. console=ttyS0,115200n8, "
+            "crashkernel=256M or sysrq_always_enabled" % " ".join(ARG_PUNCTUATION))
 
 
 class CmdlineError(Exception):
@@ -121,9 +129,12 @@ def parse_arg(text):
     if any(ch.isspace() for ch in text):
         raise CmdlineError("argument %r contains whitespace: give one argument per list item; each must be %s"
                            % (text, ARG_FORM))
-    if any(ch in "\"'\\`$" for ch in text) or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        raise CmdlineError("argument %r contains a quote, backslash, '$', backtick or control character: "
-                           "each argument must be %s" % (text, ARG_FORM))
+    refused = sorted(set(ch for ch in text if ch not in ARG_CHARS))
+    if refused:
+        raise CmdlineError("argument %r contains %s, which GRUB script or a shell would interpret (a command "
+                           "separator, redirection, comment, expansion, quote or control character) or which no "
+                           "kernel argument needs: each argument must be %s"
+                           % (text, ", ".join(repr(ch) for ch in refused), ARG_FORM))
     if text.startswith("=") or text.startswith("-") or text == "--":
         raise CmdlineError("argument %r has no name: each argument must be %s" % (text, ARG_FORM))
     return Arg(text)

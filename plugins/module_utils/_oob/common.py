@@ -100,6 +100,13 @@ def refusal_text(refused, mask):
             "magic_sysrq.fleet.sysrq_trigger" % (mask, "; ".join(parts), DISABLED_MARKER))
 
 
+def need_package(has, package, method, pip_name=None):
+    """Raise OobError naming the Python package ``method`` needs when it did not import (``has`` is false)."""
+    if not has:
+        raise OobError("method %s needs the Python package %s on the host that runs the task (pip install %s)"
+                       % (method, package, pip_name or package))
+
+
 def require(target, method, *names):
     """Raise OobError naming the missing options of ``method`` (``target`` is its option dict)."""
     missing = [n for n in names if not (target or {}).get(n)]

@@ -10,7 +10,9 @@ its calls.
 from __future__ import annotations
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import cloud as oob_cloud
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import aws as oob_aws
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import azure as oob_azure
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import gcp as oob_gcp
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import ipmi as oob_ipmi
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import libvirt as oob_libvirt
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import qmp as oob_qmp
@@ -18,18 +20,19 @@ from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import qmp 
 SYSRQ = {
     "qmp": oob_qmp.send_sysrq,
     "libvirt": oob_libvirt.send_sysrq,
-    "azure": oob_cloud.azure_send_sysrq,
+    "azure": oob_azure.send_sysrq,
 }
 NMI = {
     "qmp": oob_qmp.inject_nmi,
     "libvirt": oob_libvirt.inject_nmi,
     "ipmi": oob_ipmi.inject_nmi,
-    "aws": oob_cloud.aws_inject_nmi,
-    "gcp": oob_cloud.gcp_inject_nmi,
-    "azure": oob_cloud.azure_inject_nmi,
+    "aws": oob_aws.inject_nmi,
+    "gcp": oob_gcp.inject_nmi,
+    "azure": oob_azure.inject_nmi,
 }
 _SPECS = {}
-for _spec in (oob_qmp.ARGUMENT_SPEC, oob_libvirt.ARGUMENT_SPEC, oob_ipmi.ARGUMENT_SPEC, oob_cloud.ARGUMENT_SPEC):
+for _spec in (oob_qmp.ARGUMENT_SPEC, oob_libvirt.ARGUMENT_SPEC, oob_ipmi.ARGUMENT_SPEC, oob_aws.ARGUMENT_SPEC,
+              oob_gcp.ARGUMENT_SPEC, oob_azure.ARGUMENT_SPEC):
     _SPECS.update(_spec)
 del _spec
 

@@ -237,6 +237,32 @@ def write_file(module, path, text, mode=0o644, backup=False):
     return backup_file
 
 
+# The options every sysctl-writing module takes, beside its own settings.
+MODULE_OPTIONS = dict(
+    runtime=dict(type="bool", default=True),
+    conflicts=dict(type="str", choices=["fail", "comment", "ignore"], default="fail"),
+    backup=dict(type="bool", default=False),
+)
+
+
+def dropin_error(dropin):
+    """Why ``dropin`` would never be applied at boot, or None when it would.
+
+    A bare file name goes to /etc/sysctl.d; a path must be a ``*.conf`` file directly in one of the
+    directories systemd-sysctl and ``sysctl --system`` read, or nothing applies it at boot.
+    """
+    if not dropin.endswith(".conf"):
+        return ("dropin %r must end in .conf: systemd-sysctl and sysctl --system read only *.conf files"
+                % dropin)
+    if "/" in dropin and (not os.path.isabs(dropin) or os.path.dirname(os.path.normpath(dropin)) not in SYSCTL_DIRS
+                          or os.path.normpath(dropin) != dropin):
+        return ("dropin %r is not in a directory that systemd-sysctl or sysctl --system reads at boot: give a file "
+                "name (written to %s) or a path directly in one of %s" % (dropin, DROPIN_DIR, ", ".join(SYSCTL_DIRS)))
+    if dropin.startswith(".") or "\0" in dropin:
+        return "dropin %r is not a usable file name" % dropin
+    return None
+
+
 class Plan:
     """What applying ``settings`` through one drop-in will do, computed before anything is written."""
 

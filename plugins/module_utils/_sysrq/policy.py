@@ -18,6 +18,10 @@ PROFILES = {
 CUSTOM = "custom"
 
 
+# The fields of a policy, as the sysrq_policy role and filter take them.
+FIELDS = ("profile", "functions", "mask", "nmi", "always_enabled")
+
+
 class PolicyError(ValueError):
     """A policy that cannot be applied; the message says what is wrong and what is allowed."""
 

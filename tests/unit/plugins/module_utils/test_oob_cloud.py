@@ -1,4 +1,4 @@
-"""Cloud methods of the out-of-band NMI/SysRq (module_utils/oob_cloud.py), against the SDKs' own test seams.
+"""Cloud methods of the out-of-band NMI/SysRq (module_utils/_oob/aws.py, gcp.py, azure.py), against the SDKs' own test seams.
 
 AWS: botocore's Stubber on a real boto3 EC2 client. GCP: a real google-cloud-compute REST client whose HTTP
 session is replaced (as the library's own tests do). Azure: a requests Session with a fake transport adapter and
@@ -14,7 +14,9 @@ import requests
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import cloud as oob_cloud
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import aws as oob_aws
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import azure as oob_azure
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import gcp as oob_gcp
 
 # The SDKs are optional for the collection: a test that needs one is skipped without it (named in the skip
 # reason); the tests of options, messages and documentation run whatever is installed.
@@ -69,7 +71,7 @@ def test_aws_sends_exactly_the_instance_id():
         stub.add_response("send_diagnostic_interrupt",
                           {"ResponseMetadata": {"RequestId": "req-1", "HTTPStatusCode": 200}},
                           expected_params={"InstanceId": INSTANCE})
-        result = oob_cloud.aws_inject_nmi(None, aws_target(), client=client)
+        result = oob_aws.inject_nmi(None, aws_target(), client=client)
         stub.assert_no_pending_responses()
     assert result == {
         "request": {"action": "SendDiagnosticInterrupt", "params": {"InstanceId": INSTANCE}, "region": "us-east-1",
@@ -93,7 +95,7 @@ def test_aws_error_becomes_oob_error(code, message, hint):
         stub.add_client_error("send_diagnostic_interrupt", service_error_code=code, service_message=message,
                               http_status_code=400, expected_params={"InstanceId": INSTANCE})
         with pytest.raises(oob.OobError) as err:
-            oob_cloud.aws_inject_nmi(None, aws_target(), client=client)
+            oob_aws.inject_nmi(None, aws_target(), client=client)
     text = str(err.value)
     assert text.startswith("EC2 SendDiagnosticInterrupt on %s in us-east-1 failed: %s: %s; "
                            % (INSTANCE, code, message))
@@ -104,14 +106,14 @@ def test_aws_error_becomes_oob_error(code, message, hint):
 
 def test_aws_missing_instance_id_names_the_option():
     with pytest.raises(oob.OobError) as err:
-        oob_cloud.aws_inject_nmi(None, aws_target(instance_id=None), client=object())
+        oob_aws.inject_nmi(None, aws_target(instance_id=None), client=object())
     assert str(err.value) == "method aws needs aws.instance_id"
 
 
 def test_aws_missing_boto3_names_the_package(monkeypatch):
-    monkeypatch.setattr(oob_cloud, "HAS_BOTO3", False)
+    monkeypatch.setattr(oob_aws, "HAS_BOTO3", False)
     with pytest.raises(oob.OobError) as err:
-        oob_cloud.aws_inject_nmi(None, aws_target())
+        oob_aws.inject_nmi(None, aws_target())
     assert str(err.value) == ("method aws needs the Python package boto3 on the host that runs the task "
                               "(pip install boto3)")
 
@@ -121,7 +123,7 @@ def test_aws_client_from_options_and_no_secret_in_result(monkeypatch):
     """The client the method builds itself from the options: region, endpoint and keys as given; the result
     carries neither the secret key nor the session token."""
     made = []
-    real = oob_cloud._aws_client
+    real = oob_aws._client
 
     def stubbed(target):
         client = real(target)
@@ -130,8 +132,8 @@ def test_aws_client_from_options_and_no_secret_in_result(monkeypatch):
         stub.activate()
         made.append((client, stub))
         return client
-    monkeypatch.setattr(oob_cloud, "_aws_client", stubbed)
-    result = oob_cloud.aws_inject_nmi(None, aws_target(region="eu-west-1",
+    monkeypatch.setattr(oob_aws, "_client", stubbed)
+    result = oob_aws.inject_nmi(None, aws_target(region="eu-west-1",
                                                        endpoint_url="https://vpce-1.ec2.eu-west-1.vpce.example"))
     client, stub = made[0]
     stub.assert_no_pending_responses()
@@ -150,7 +152,7 @@ def test_aws_unknown_profile(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     with pytest.raises(oob.OobError) as err:
-        oob_cloud.aws_inject_nmi(None, aws_target(profile="nosuch", access_key=None, secret_key=None,
+        oob_aws.inject_nmi(None, aws_target(profile="nosuch", access_key=None, secret_key=None,
                                                   session_token=None))
     assert "AWS profile not found" in str(err.value) and "nosuch" in str(err.value)
 
@@ -180,13 +182,13 @@ def gcp_client(monkeypatch, status, body):
 @needs_google
 def test_gcp_posts_send_diagnostic_interrupt_once(monkeypatch):
     client, calls = gcp_client(monkeypatch, 200, {})
-    result = oob_cloud.gcp_inject_nmi(None, dict(GCP_TARGET), client=client)
+    result = oob_gcp.inject_nmi(None, dict(GCP_TARGET), client=client)
     assert len(calls) == 1
     method, url, kwargs = calls[0]
     assert (method, url) == ("POST", GCP_URL)
     assert kwargs["headers"]["x-goog-request-params"] == "project=P&zone=Z&instance=I"
     # api-core passes what is left of the deadline: the whole timeout unless a millisecond went by first.
-    assert oob_cloud.GCP_TIMEOUT - 5 < kwargs["timeout"] <= oob_cloud.GCP_TIMEOUT
+    assert oob_gcp.GCP_TIMEOUT - 5 < kwargs["timeout"] <= oob_gcp.GCP_TIMEOUT
     assert result == {
         "request": {"method": "POST", "path": "/compute/v1/projects/P/zones/Z/instances/I/sendDiagnosticInterrupt",
                     "project": "P", "zone": "Z", "instance": "I"},
@@ -200,7 +202,7 @@ def test_gcp_forbidden_becomes_oob_error(monkeypatch):
     client, calls = gcp_client(monkeypatch, 403, {"error": {"code": 403, "message": message, "errors": [
         {"message": message, "domain": "global", "reason": "forbidden"}]}})
     with pytest.raises(oob.OobError) as err:
-        oob_cloud.gcp_inject_nmi(None, dict(GCP_TARGET), client=client)
+        oob_gcp.inject_nmi(None, dict(GCP_TARGET), client=client)
     text = str(err.value)
     assert len(calls) == 1  # no retry: a second request could raise a second NMI
     assert text.startswith("Compute Engine sendDiagnosticInterrupt on P/Z/I failed: HTTP 403 forbidden: ")
@@ -212,21 +214,21 @@ def test_gcp_forbidden_becomes_oob_error(monkeypatch):
 def test_gcp_not_found(monkeypatch):
     client, _calls = gcp_client(monkeypatch, 404, {"error": {"code": 404, "message": "The resource was not found"}})
     with pytest.raises(oob.OobError) as err:
-        oob_cloud.gcp_inject_nmi(None, dict(GCP_TARGET), client=client)
+        oob_gcp.inject_nmi(None, dict(GCP_TARGET), client=client)
     assert "HTTP 404" in str(err.value)
     assert "check gcp.project, gcp.zone and gcp.instance" in str(err.value)
 
 
 def test_gcp_missing_options_named():
     with pytest.raises(oob.OobError) as err:
-        oob_cloud.gcp_inject_nmi(None, {"project": "P", "zone": None, "instance": None})
+        oob_gcp.inject_nmi(None, {"project": "P", "zone": None, "instance": None})
     assert str(err.value) == "method gcp needs gcp.zone, gcp.instance"
 
 
 def test_gcp_missing_sdk_names_the_package(monkeypatch):
-    monkeypatch.setattr(oob_cloud, "HAS_GOOGLE_COMPUTE", False)
+    monkeypatch.setattr(oob_gcp, "HAS_GOOGLE_COMPUTE", False)
     with pytest.raises(oob.OobError) as err:
-        oob_cloud.gcp_inject_nmi(None, dict(GCP_TARGET))
+        oob_gcp.inject_nmi(None, dict(GCP_TARGET))
     assert str(err.value) == ("method gcp needs the Python package google-cloud-compute on the host that runs the "
                               "task (pip install google-cloud-compute)")
 
@@ -235,7 +237,7 @@ def test_gcp_missing_sdk_names_the_package(monkeypatch):
 def test_gcp_unreadable_credentials_file(tmp_path):
     path = str(tmp_path / "missing.json")
     with pytest.raises(oob.OobError) as err:
-        oob_cloud.gcp_inject_nmi(None, dict(GCP_TARGET, credentials_file=path))
+        oob_gcp.inject_nmi(None, dict(GCP_TARGET, credentials_file=path))
     assert "gcp.credentials_file=%s" % path in str(err.value)
 
 
@@ -312,7 +314,7 @@ def azure_client(answers, messages=("\x1b[2J",), credential=None, ws_error=None)
         if ws_error:
             raise ws_error
         return ws
-    client = oob_cloud.AzureSerialConsole(credential or FakeCredential(), session=session, websocket_connect=connect,
+    client = oob_azure.AzureSerialConsole(credential or FakeCredential(), session=session, websocket_connect=connect,
                                           timeout=5.0)
     return client, adapter, ws, opened
 
@@ -341,7 +343,7 @@ def assert_admin(prepared, command, parameters):
 @needs_azure
 def test_azure_sysrq_w(monkeypatch):
     client, adapter, ws, opened = azure_client([connect_ok(), (200, {})])
-    result = oob_cloud.azure_send_sysrq(None, dict(AZURE_TARGET), ["w"], 100, client=client)
+    result = oob_azure.send_sysrq(None, dict(AZURE_TARGET), ["w"], 100, client=client)
     assert len(adapter.sent) == 2
     assert_arm_connect(adapter.sent[0])
     body = assert_admin(adapter.sent[1], "sysrq", {"SysRqCommand": "w"})
@@ -363,7 +365,7 @@ def test_azure_sysrq_w(monkeypatch):
 @needs_azure
 def test_azure_sysrq_several_keys_one_session():
     client, adapter, ws, opened = azure_client([connect_ok(), (200, {}), (200, {})])
-    result = oob_cloud.azure_send_sysrq(None, dict(AZURE_TARGET), ["9", "w"], 100, client=client)
+    result = oob_azure.send_sysrq(None, dict(AZURE_TARGET), ["9", "w"], 100, client=client)
     assert [r["key"] for r in result] == ["9", "w"]
     assert len(opened) == 1
     assert_admin(adapter.sent[1], "sysrq", {"SysRqCommand": "9"})
@@ -375,7 +377,7 @@ def test_azure_sysrq_several_keys_one_session():
 @needs_azure
 def test_azure_nmi():
     client, adapter, ws, _opened = azure_client([connect_ok(), (200, {})])
-    result = oob_cloud.azure_inject_nmi(None, dict(AZURE_TARGET), client=client)
+    result = oob_azure.inject_nmi(None, dict(AZURE_TARGET), client=client)
     assert_arm_connect(adapter.sent[0])
     body = assert_admin(adapter.sent[1], "nmi", {})
     assert result["request"]["admin_command"]["body"] == body
@@ -386,7 +388,7 @@ def test_azure_nmi():
 @needs_azure
 def test_azure_scale_set_instance_url():
     client, adapter, _ws, _opened = azure_client([connect_ok(), (200, {})])
-    oob_cloud.azure_inject_nmi(None, dict(AZURE_TARGET, vm_name="pool", vmss_instance_id="3"), client=client)
+    oob_azure.inject_nmi(None, dict(AZURE_TARGET, vm_name="pool", vmss_instance_id="3"), client=client)
     assert adapter.sent[0].url == (
         "https://management.azure.com/subscriptions/00000000-1111-2222-3333-444444444444/resourcegroups/rg1/"
         "providers/Microsoft.Compute/virtualMachineScaleSets/pool/virtualMachines/3/providers/"
@@ -394,18 +396,32 @@ def test_azure_scale_set_instance_url():
 
 
 @needs_azure
-def test_azure_refused_command_tried_again_after_next_message():
+def test_azure_refused_key_tried_again_after_next_message():
     client, adapter, _ws, _opened = azure_client([connect_ok(), (500, ""), (200, {})], messages=["a", "b"])
-    result = oob_cloud.azure_inject_nmi(None, dict(AZURE_TARGET), client=client)
-    assert result["response"]["tries"] == 2
+    results = oob_azure.send_sysrq(None, dict(AZURE_TARGET), ["w"], 100, client=client)
+    assert results[0]["response"]["tries"] == 2
     assert len(adapter.sent) == 3
+
+
+@needs_azure
+@pytest.mark.parametrize("send", [
+    lambda client: oob_azure.inject_nmi(None, dict(AZURE_TARGET), client=client),
+    lambda client: oob_azure.send_sysrq(None, dict(AZURE_TARGET), ["c"], 100, client=client),
+], ids=["nmi", "destructive-key"])
+def test_azure_refused_nmi_or_destructive_key_is_never_sent_twice(send):
+    """A non-200 answer does not prove the service did nothing: a second NMI or crash key must not go out."""
+    client, adapter, _ws, _opened = azure_client([connect_ok(), (500, ""), (200, {})], messages=["a", "b"])
+    with pytest.raises(oob.OobError) as err:
+        send(client)
+    assert len(adapter.sent) == 2  # connect and one command
+    assert "HTTP [500]" in str(err.value) and "not sent again" in str(err.value)
 
 
 @needs_azure
 def test_azure_refused_twice_is_an_error():
     client, _adapter, ws, _opened = azure_client([connect_ok(), (500, ""), (500, "")], messages=["a", "b"])
     with pytest.raises(oob.OobError) as err:
-        oob_cloud.azure_send_sysrq(None, dict(AZURE_TARGET), ["w"], 100, client=client)
+        oob_azure.send_sysrq(None, dict(AZURE_TARGET), ["w"], 100, client=client)
     assert 'refused sysrq {"SysRqCommand": "w"} for VM web1: HTTP [500, 500]' in str(err.value)
     assert ws.closed
 
@@ -416,7 +432,7 @@ def test_azure_auth_failure():
         "ClientSecretCredential.get_token failed: AADSTS7000215: Invalid client secret provided.")
     client, adapter, _ws, opened = azure_client([], credential=FakeCredential(error=error))
     with pytest.raises(oob.OobError) as err:
-        oob_cloud.azure_inject_nmi(None, dict(AZURE_TARGET), client=client)
+        oob_azure.inject_nmi(None, dict(AZURE_TARGET), client=client)
     assert str(err.value).startswith("Azure sign-in failed (ClientAuthenticationError): ClientSecretCredential."
                                      "get_token failed: AADSTS7000215: Invalid client secret provided.; check "
                                      "azure.tenant_id, azure.client_id and azure.client_secret")
@@ -430,7 +446,7 @@ def test_azure_arm_forbidden():
         "message": "The client 'x' does not have authorization to perform action "
                    "'Microsoft.SerialConsole/serialPorts/connect/action'"}})])
     with pytest.raises(oob.OobError) as err:
-        oob_cloud.azure_inject_nmi(None, dict(AZURE_TARGET), client=client)
+        oob_azure.inject_nmi(None, dict(AZURE_TARGET), client=client)
     text = str(err.value)
     assert text.startswith("Azure serial console connect for VM web1 failed: HTTP 403 AuthorizationFailed: ")
     assert "boot diagnostics" in text and "Microsoft.SerialConsole/serialPorts/connect/action" in text
@@ -441,7 +457,7 @@ def test_azure_arm_forbidden():
 def test_azure_console_silent():
     client, _adapter, ws, _opened = azure_client([connect_ok()], messages=[])
     with pytest.raises(oob.OobError) as err:
-        oob_cloud.azure_inject_nmi(None, dict(AZURE_TARGET), client=client)
+        oob_azure.inject_nmi(None, dict(AZURE_TARGET), client=client)
     assert "the serial console of VM web1 said nothing within 5.0s (timed out)" in str(err.value)
     assert ws.closed
 
@@ -452,7 +468,7 @@ def test_azure_websocket_refused():
         "Handshake status 401 Unauthorized -+-+- {} -+-+- None", 401, "Unauthorized", {}, None)
     client, _adapter, _ws, _opened = azure_client([connect_ok()], ws_error=refused)
     with pytest.raises(oob.OobError) as err:
-        oob_cloud.azure_inject_nmi(None, dict(AZURE_TARGET), client=client)
+        oob_azure.inject_nmi(None, dict(AZURE_TARGET), client=client)
     assert "cannot open the serial console session of VM web1 (wss://eastus.console.azure.com)" in str(err.value)
     assert "(wss://eastus.console.azure.com): handshake refused: HTTP 401 Unauthorized; check" in str(err.value)
 
@@ -461,19 +477,19 @@ def test_azure_websocket_refused():
 def test_azure_no_secret_nor_token_in_result():
     target = dict(AZURE_TARGET, tenant_id="t", client_id="c", client_secret=AZURE_SECRET)
     client, _adapter, _ws, _opened = azure_client([connect_ok(), (200, {}), (200, {})])
-    dumped = json.dumps(oob_cloud.azure_send_sysrq(None, target, ["s", "w"], 100, client=client))
+    dumped = json.dumps(oob_azure.send_sysrq(None, target, ["s", "w"], 100, client=client))
     assert AZURE_SECRET not in dumped and AZURE_TOKEN not in dumped and "/session/4f2a" not in dumped
 
 
 def test_azure_keyboard_keys_only():
     with pytest.raises(oob.OobError) as err:
-        oob_cloud.azure_send_sysrq(None, dict(AZURE_TARGET), ["R"], 100, client=object())
+        oob_azure.send_sysrq(None, dict(AZURE_TARGET), ["R"], 100, client=object())
     assert str(err.value) == "the Azure serial console sends one letter or digit per SysRq command; not 'R'"
 
 
 def test_azure_missing_options_named():
     with pytest.raises(oob.OobError) as err:
-        oob_cloud.azure_inject_nmi(None, dict(AZURE_TARGET, vm_name=None, resource_group=""))
+        oob_azure.inject_nmi(None, dict(AZURE_TARGET, vm_name=None, resource_group=""))
     assert str(err.value) == "method azure needs azure.resource_group, azure.vm_name"
 
 
@@ -481,25 +497,25 @@ def test_azure_missing_options_named():
     ("HAS_AZURE_IDENTITY", "azure-identity"), ("HAS_WEBSOCKET", "websocket-client"), ("HAS_REQUESTS", "requests")])
 def test_azure_missing_packages_named(monkeypatch, flag, package):
     for other in ("HAS_AZURE_IDENTITY", "HAS_WEBSOCKET", "HAS_REQUESTS"):
-        monkeypatch.setattr(oob_cloud, other, other != flag)
+        monkeypatch.setattr(oob_azure, other, other != flag)
     with pytest.raises(oob.OobError) as err:
-        oob_cloud.azure_inject_nmi(None, dict(AZURE_TARGET))
+        oob_azure.inject_nmi(None, dict(AZURE_TARGET))
     assert str(err.value) == ("method azure needs the Python package %s on the host that runs the task "
                               "(pip install %s)" % (package, package))
 
 
 @needs_azure
 def test_azure_credential_from_options():
-    credential = oob_cloud._azure_credential(dict(AZURE_TARGET, tenant_id="t", client_id="c", client_secret="s"))
+    credential = oob_azure._azure_credential(dict(AZURE_TARGET, tenant_id="t", client_id="c", client_secret="s"))
     assert isinstance(credential, azure_identity.ClientSecretCredential)
     with pytest.raises(oob.OobError) as err:
-        oob_cloud._azure_credential(dict(AZURE_TARGET, tenant_id="t", client_id="c"))
+        oob_azure._azure_credential(dict(AZURE_TARGET, tenant_id="t", client_id="c"))
     assert str(err.value) == "method azure needs azure.client_secret"
 
 
 @needs_azure
 def test_azure_client_from_options():
-    client = oob_cloud._azure_client(dict(AZURE_TARGET, tenant_id="t", client_id="c", client_secret="s"))
+    client = oob_azure._client(dict(AZURE_TARGET, tenant_id="t", client_id="c", client_secret="s"))
     assert isinstance(client.credential, azure_identity.ClientSecretCredential)
     assert isinstance(client.session, requests.Session)
     assert client.websocket_connect.func is websocket.create_connection
@@ -513,21 +529,22 @@ def test_azure_client_from_options():
     ("wss://wss.client.example/x/client?session=1", "nmi", "https://wss.client.example/x/adminCommand/nmi"),
 ])
 def test_azure_admin_url(connection, command, expected):
-    assert oob_cloud.azure_admin_url(connection, command) == expected
+    assert oob_azure.azure_admin_url(connection, command) == expected
 
 
 def test_azure_admin_url_refuses_other_schemes():
     with pytest.raises(oob.OobError):
-        oob_cloud.azure_admin_url("https://h.example/client", "nmi")
+        oob_azure.azure_admin_url("https://h.example/client", "nmi")
 
 
 # ------------------------------------------------------------------------------------ spec and documentation
 
 def test_secrets_are_no_log():
-    for method, spec in oob_cloud.ARGUMENT_SPEC.items():
-        for name, option in spec["options"].items():
-            if name in oob_cloud.SECRET_OPTIONS:
-                assert option.get("no_log") is True, (method, name)
-            else:
-                assert not option.get("no_log"), (method, name)
-    assert {n for s in oob_cloud.ARGUMENT_SPEC.values() for n in s["options"]} >= set(oob_cloud.SECRET_OPTIONS)
+    for module in (oob_aws, oob_gcp, oob_azure):
+        for method, spec in module.ARGUMENT_SPEC.items():
+            for name, option in spec["options"].items():
+                if name in module.SECRET_OPTIONS:
+                    assert option.get("no_log") is True, (method, name)
+                else:
+                    assert not option.get("no_log"), (method, name)
+        assert {n for s in module.ARGUMENT_SPEC.values() for n in s["options"]} >= set(module.SECRET_OPTIONS)

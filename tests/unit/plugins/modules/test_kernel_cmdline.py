@@ -280,6 +280,29 @@ def test_debian_regeneration_failure_restores(host_root, run_module, commands):
     assert {p: v for p, v in after.items() if p in before} == before
 
 
+def test_debian_failed_check_after_regeneration_regenerates_from_restored_files(host_root, run_module, commands):
+    """The post-apply check fails after a successful update-grub: the files are restored and grub.cfg is made again
+    from them, and the message says so (it used to say the boot configuration was not regenerated)."""
+    debian_host(host_root)
+    calls = []
+
+    def update_grub(argv):
+        calls.append(get(host_root, DROPIN))
+        if len(calls) == 1:  # a package hook that drops the argument again behind our back
+            put(host_root, "/etc/default/grub.d/zz-hook.cfg", 'GRUB_CMDLINE_LINUX="${GRUB_CMDLINE_LINUX% *}"\n')
+        return 0, "", ""
+
+    commands.handlers["update-grub"] = update_grub
+    result = run_module(kernel_cmdline, {"args": [CONSOLE]})
+    assert result["failed"] is True
+    assert "after the change, entry" in result["msg"]
+    assert "removed %s, which did not exist before" % DROPIN in result["msg"]
+    assert "the boot configuration was regenerated from the restored files" in result["msg"]
+    assert "not regenerated" not in result["msg"]
+    assert commands.calls == [["/usr/sbin/update-grub"], ["/usr/sbin/update-grub"]]
+    assert calls[0] is not None and CONSOLE in calls[0] and calls[1] is None  # the second run saw the restored files
+
+
 def test_debian_regeneration_failure_removes_new_dropin(host_root, run_module, commands):
     debian_host(host_root)
     commands.handlers["update-grub"] = lambda argv: (1, "", "boom")
@@ -351,7 +374,22 @@ def test_reboot_required_follows_proc_cmdline(host_root, run_module, commands):
 @pytest.mark.parametrize("params, fragment", [
     ({"args": [""]}, "an argument is empty"),
     ({"args": ["console=ttyS0 quiet"]}, "contains whitespace"),
-    ({"args": ['dyndbg="+p"']}, "contains a quote"),
+    ({"args": ['dyndbg="+p"']}, "contains '\"'"),
+    # GRUB script syntax: grub-mkconfig copies the arguments unquoted onto the linux line, where ; and && are
+    # command separators (quiet;reboot would reboot at every boot), | < > redirect, { } ( ) group, # comments.
+    ({"args": ["quiet;reboot"]}, "contains ';'"),
+    ({"args": ["x&&halt"]}, "contains '&'"),
+    ({"args": ["a{b}"]}, "contains '{', '}'"),
+    ({"args": ["x|y"]}, "contains '|'"),
+    ({"args": ["a>b"]}, "contains '>'"),
+    ({"args": ["a<b"]}, "contains '<'"),
+    ({"args": ["a#b"]}, "contains '#'"),
+    ({"args": ["mtdparts=x:1M(boot)"]}, "contains '(', ')'"),
+    ({"args": ["a*"]}, "contains '*'"),
+    ({"args": ["[x"]}, "contains '['"),
+    ({"args": ["x=$(reboot)"]}, "contains '$', '(', ')'"),
+    ({"args": ["x=\x1b[31m"]}, "contains '\\x1b', '['"),
+    ({"args": ["caf\u00e9"]}, "contains '\u00e9'"),
     ({"args": ["crashkernel=1G", "crashkernel=2G"]}, "takes one value"),
     ({"args": [CONSOLE], "state": "gone"}, "value of state must be one of: present, absent"),
     ({"args": [CONSOLE], "position": "first"}, "value of position must be one of: keep, last"),

@@ -1,23 +1,19 @@
 # Copyright: magic_sysrq.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Methods ``aws``, ``gcp`` and ``azure``: a cloud provider's own out-of-band NMI and SysRq.
+"""Method ``azure``: the Azure serial console (the service behind ``az serial-console send sysrq`` / ``send nmi``).
+Three steps, as the azure-cli ``serial-console`` extension takes them:
 
-* ``aws``: EC2 ``SendDiagnosticInterrupt`` (boto3). The hypervisor raises an NMI in the instance.
-* ``gcp``: Compute Engine ``instances.sendDiagnosticInterrupt`` (google-cloud-compute, REST). Same, an NMI.
-* ``azure``: the Azure serial console (the service behind ``az serial-console send sysrq`` / ``send nmi``).
-  Three steps, as the azure-cli ``serial-console`` extension takes them:
+1. ARM ``POST .../providers/Microsoft.Compute/virtualMachines/VM/providers/Microsoft.SerialConsole/
+   serialPorts/0/connect?api-version=2018-05-01`` answers ``{"connectionString": "wss://.../client"}``.
+2. A websocket to that connection string with ``?authorization=TOKEN&new=1`` opens a console session; the
+   service's first message says the session is live. Nothing is typed into it.
+3. The command itself is an HTTPS ``POST`` to the connection string with ``wss`` made ``https`` and the last
+   ``/client`` made ``/adminCommand/sysrq`` (or ``/adminCommand/nmi``), bearer token, JSON body
+   ``{"command": "sysrq", "requestId": UUID, "commandParameters": {"SysRqCommand": "w"}}`` (NMI:
+   ``{"command": "nmi", "requestId": UUID, "commandParameters": {}}``); HTTP 200 means sent. One key per
+   command. A refused command is tried once more after the console's next message.
 
-  1. ARM ``POST .../providers/Microsoft.Compute/virtualMachines/VM/providers/Microsoft.SerialConsole/
-     serialPorts/0/connect?api-version=2018-05-01`` answers ``{"connectionString": "wss://.../client"}``.
-  2. A websocket to that connection string with ``?authorization=TOKEN&new=1`` opens a console session; the
-     service's first message says the session is live. Nothing is typed into it.
-  3. The command itself is an HTTPS ``POST`` to the connection string with ``wss`` made ``https`` and the last
-     ``/client`` made ``/adminCommand/sysrq`` (or ``/adminCommand/nmi``), bearer token, JSON body
-     ``{"command": "sysrq", "requestId": UUID, "commandParameters": {"SysRqCommand": "w"}}`` (NMI:
-     ``{"command": "nmi", "requestId": UUID, "commandParameters": {}}``); HTTP 200 means sent. One key per
-     command. A refused command is tried once more after the console's next message.
-
-Every SDK is optional: this file imports without them and says which package is missing when a method is used.
+The SDK is optional: this file imports without it and says which package is missing when the method is used.
 The ``client`` argument of each function lets tests (and callers that already hold one) pass a client in.
 """
 
@@ -29,28 +25,7 @@ import traceback
 import uuid
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
-
-try:
-    import boto3
-    import botocore.config
-    import botocore.exceptions
-    HAS_BOTO3 = True
-    BOTO3_IMPORT_ERROR = None
-except ImportError:
-    HAS_BOTO3 = False
-    BOTO3_IMPORT_ERROR = traceback.format_exc()
-
-try:
-    import google.auth
-    import google.auth.exceptions
-    from google.api_core import exceptions as google_exceptions
-    from google.cloud import compute_v1
-    from google.oauth2 import service_account
-    HAS_GOOGLE_COMPUTE = True
-    GOOGLE_COMPUTE_IMPORT_ERROR = None
-except ImportError:
-    HAS_GOOGLE_COMPUTE = False
-    GOOGLE_COMPUTE_IMPORT_ERROR = traceback.format_exc()
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.keys import DESTRUCTIVE
 
 try:
     import azure.core.exceptions
@@ -85,21 +60,6 @@ except ImportError:
 
 
 ARGUMENT_SPEC = {
-    "aws": dict(type="dict", options=dict(
-        instance_id=dict(type="str", required=True),
-        region=dict(type="str"),
-        profile=dict(type="str"),
-        access_key=dict(type="str", no_log=False),
-        secret_key=dict(type="str", no_log=True),
-        session_token=dict(type="str", no_log=True),
-        endpoint_url=dict(type="str"),
-    ), required_together=[["access_key", "secret_key"]], mutually_exclusive=[["profile", "access_key"]]),
-    "gcp": dict(type="dict", options=dict(
-        project=dict(type="str", required=True),
-        zone=dict(type="str", required=True),
-        instance=dict(type="str", required=True),
-        credentials_file=dict(type="path"),
-    )),
     "azure": dict(type="dict", options=dict(
         subscription_id=dict(type="str", required=True),
         resource_group=dict(type="str", required=True),
@@ -109,158 +69,12 @@ ARGUMENT_SPEC = {
         client_id=dict(type="str"),
         client_secret=dict(type="str", no_log=True),
         timeout=dict(type="float", default=30.0),
-    ), required_together=[["tenant_id", "client_id", "client_secret"]]),
+    ), required_together=[["tenant_id", "client_id", "client_secret"]])
 }
 
 # Options that are credentials: never in a returned request, whatever the caller passed.
-SECRET_OPTIONS = ("secret_key", "session_token", "client_secret")
+SECRET_OPTIONS = ("client_secret",)
 
-
-def _need(has, package, method, pip_name=None):
-    if not has:
-        raise oob.OobError("method %s needs the Python package %s on the host that runs the task (pip install %s)"
-                           % (method, package, pip_name or package))
-
-
-# ---------------------------------------------------------------------------------------------------------- AWS
-
-AWS_PERMISSION = "ec2:SendDiagnosticInterrupt"
-
-# EC2 error code -> what to check.
-AWS_HINTS = {
-    "UnauthorizedOperation": "the credentials may not call %s on this instance: grant that IAM action" % AWS_PERMISSION,
-    "AccessDenied": "the credentials may not call %s on this instance: grant that IAM action" % AWS_PERMISSION,
-    "AuthFailure": "the credentials were refused: check aws.access_key/aws.secret_key, aws.profile or the environment",
-    "InvalidClientTokenId": "the access key is not known: check aws.access_key, aws.profile or the environment",
-    "SignatureDoesNotMatch": "the secret key does not match the access key: check aws.secret_key",
-    "ExpiredToken": "the session token has expired: renew aws.session_token (or the profile's credentials)",
-    "RequestExpired": "the request expired: check the clock of the host that runs the task",
-    "InvalidInstanceID.NotFound": "no such instance in this region: check aws.instance_id and aws.region",
-    "InvalidInstanceID.Malformed": "aws.instance_id is not an instance id (i-0123456789abcdef0)",
-    "IncorrectState": "the instance must be running to take a diagnostic interrupt",
-    "IncorrectInstanceState": "the instance must be running to take a diagnostic interrupt",
-    "UnsupportedOperation": "this instance type does not take diagnostic interrupts (AWS documents it for "
-                            "Nitro-based instance types)",
-}
-
-
-def _aws_client(target):
-    _need(HAS_BOTO3, "boto3", "aws")
-    try:
-        session = boto3.session.Session(
-            profile_name=target.get("profile") or None,
-            aws_access_key_id=target.get("access_key") or None,
-            aws_secret_access_key=target.get("secret_key") or None,
-            aws_session_token=target.get("session_token") or None,
-            region_name=target.get("region") or None)
-        # No retry: a retried request after a lost answer would raise a second NMI.
-        return session.client("ec2", endpoint_url=target.get("endpoint_url") or None,
-                              config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}))
-    except botocore.exceptions.ProfileNotFound as exc:
-        raise oob.OobError("AWS profile not found: %s; check aws.profile (~/.aws/config of the user that runs "
-                           "the task)" % exc)
-    except botocore.exceptions.NoRegionError:
-        raise oob.OobError("method aws needs a region: set aws.region (or AWS_DEFAULT_REGION, or a profile's "
-                           "region)")
-    except botocore.exceptions.BotoCoreError as exc:
-        raise oob.OobError("cannot make an EC2 client: %s" % exc)
-
-
-def aws_inject_nmi(module, target, client=None):
-    """EC2 SendDiagnosticInterrupt on ``aws.instance_id``; ``client`` is a boto3 EC2 client (tests: Stubber)."""
-    oob.require(target, "aws", "instance_id")
-    _need(HAS_BOTO3, "boto3", "aws")
-    instance_id = target["instance_id"]
-    if client is None:
-        client = _aws_client(target)
-    region = client.meta.region_name
-    request = {"action": "SendDiagnosticInterrupt", "params": {"InstanceId": instance_id}, "region": region,
-               "endpoint_url": client.meta.endpoint_url}
-    where = "EC2 SendDiagnosticInterrupt on %s in %s" % (instance_id, region)
-    try:
-        answer = client.send_diagnostic_interrupt(InstanceId=instance_id)
-    except botocore.exceptions.ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "Unknown")
-        hint = AWS_HINTS.get(code, "check the credentials, aws.instance_id, aws.region and the IAM action %s"
-                             % AWS_PERMISSION)
-        raise oob.OobError("%s failed: %s: %s; %s" % (where, code, error.get("Message", exc), hint))
-    except botocore.exceptions.NoCredentialsError:
-        raise oob.OobError("%s: no AWS credentials found; set aws.access_key and aws.secret_key, or aws.profile, "
-                           "or give the host that runs the task credentials (environment, instance role)" % where)
-    except botocore.exceptions.BotoCoreError as exc:
-        raise oob.OobError("%s failed: %s; check aws.region, aws.endpoint_url and the network" % (where, exc))
-    meta = answer.get("ResponseMetadata", {})
-    return {"request": request,
-            "response": {"http_status": meta.get("HTTPStatusCode"), "request_id": meta.get("RequestId")}}
-
-
-# ---------------------------------------------------------------------------------------------------------- GCP
-
-GCP_PERMISSION = "compute.instances.sendDiagnosticInterrupt"
-GCP_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
-GCP_TIMEOUT = 60.0
-GCP_PATH = "/compute/v1/projects/%s/zones/%s/instances/%s/sendDiagnosticInterrupt"
-
-GCP_HINTS = {
-    401: "the credentials were refused: check gcp.credentials_file or the application default credentials",
-    403: "the credentials lack %s on this instance (role roles/compute.instanceAdmin.v1 has it), or the "
-         "Compute Engine API is not enabled in the project" % GCP_PERMISSION,
-    404: "no such instance: check gcp.project, gcp.zone and gcp.instance",
-    400: "the request was refused: check gcp.project, gcp.zone and gcp.instance",
-}
-
-
-def _gcp_credentials(target):
-    path = target.get("credentials_file")
-    if path:
-        try:
-            return service_account.Credentials.from_service_account_file(path, scopes=list(GCP_SCOPES))
-        except (OSError, ValueError) as exc:
-            raise oob.OobError("cannot read the service account key gcp.credentials_file=%s: %s" % (path, exc))
-    try:
-        credentials, _project = google.auth.default(scopes=list(GCP_SCOPES))
-        return credentials
-    except google.auth.exceptions.DefaultCredentialsError as exc:
-        raise oob.OobError("no Google credentials: set gcp.credentials_file to a service account key (JSON) or "
-                           "give the host that runs the task application default credentials: %s" % exc)
-
-
-def _gcp_client(target):
-    _need(HAS_GOOGLE_COMPUTE, "google-cloud-compute", "gcp")
-    return compute_v1.InstancesClient(credentials=_gcp_credentials(target), transport="rest")
-
-
-def gcp_inject_nmi(module, target, client=None):
-    """Compute Engine instances.sendDiagnosticInterrupt; ``client`` is a compute_v1.InstancesClient."""
-    oob.require(target, "gcp", "project", "zone", "instance")
-    _need(HAS_GOOGLE_COMPUTE, "google-cloud-compute", "gcp")
-    project, zone, instance = target["project"], target["zone"], target["instance"]
-    if client is None:
-        client = _gcp_client(target)
-    request = {"method": "POST", "path": GCP_PATH % (project, zone, instance), "project": project, "zone": zone,
-               "instance": instance}
-    where = "Compute Engine sendDiagnosticInterrupt on %s/%s/%s" % (project, zone, instance)
-    try:
-        # No retry: a retried request after a lost answer would raise a second NMI.
-        answer = client.send_diagnostic_interrupt(project=project, zone=zone, instance=instance, retry=None,
-                                                  timeout=GCP_TIMEOUT)
-    except google_exceptions.GoogleAPICallError as exc:
-        status = exc.code if isinstance(exc.code, int) else None
-        errors = [e for e in (exc.errors or []) if isinstance(e, dict)]
-        reason = exc.reason or (errors[0].get("reason") if errors else None) or type(exc).__name__
-        hint = GCP_HINTS.get(status, "check the credentials, gcp.project, gcp.zone, gcp.instance and the "
-                                     "permission %s" % GCP_PERMISSION)
-        raise oob.OobError("%s failed: HTTP %s %s: %s; %s" % (where, status, reason, exc.message, hint))
-    except google.auth.exceptions.GoogleAuthError as exc:
-        raise oob.OobError("%s: the Google credentials failed: %s; check gcp.credentials_file or the application "
-                           "default credentials" % (where, exc))
-    to_dict = getattr(type(answer), "to_dict", None)
-    body = to_dict(answer) if to_dict else {}
-    return {"request": request, "response": {"status": "sent", "body": body}}
-
-
-# -------------------------------------------------------------------------------------------------------- Azure
 
 AZURE_ARM = "https://management.azure.com"
 AZURE_SCOPE = "https://management.azure.com/.default"
@@ -388,24 +202,30 @@ class AzureSerialConsole:
             return False
 
     def admin_command(self, target, command, parameters):
-        """POST one admin command; tried once more after the console's next message when refused."""
+        """POST one admin command. A refused command that is safe to send twice (a SysRq key that is not
+        destructive) is tried once more after the console's next message. An NMI or a destructive key is never
+        sent again: the service may have acted on a command it then answered with an error, and a second NMI or
+        crash on a host that is already going down is exactly what the consent rules are there to prevent."""
         url = azure_admin_url(self.connection_string, command)
         body = {"command": command, "requestId": str(uuid.uuid4()), "commandParameters": parameters}
         headers = {"Accept": "application/json", "Authorization": "Bearer " + self.token, "Accept-Language": "en",
                    "Content-Type": "application/json"}
+        key = parameters.get("SysRqCommand")
+        attempts = (1, 2) if command == "sysrq" and key and key not in DESTRUCTIVE else (1,)
         tries = []
-        for attempt in (1, 2):
+        for attempt in attempts:
             response = self._post(url, headers=headers, data=json.dumps(body))
             tries.append(response.status_code)
             if response.status_code == 200:
                 break
-            if attempt == 1:
+            if attempt < attempts[-1]:
                 self._wait_message(target)
         if response.status_code != 200:
             code, message = _arm_error(response)
-            raise oob.OobError("the Azure serial console refused %s %s for VM %s: HTTP %s %s %s; %s"
+            again = "" if len(attempts) > 1 else " (not sent again: the service may have acted on it)"
+            raise oob.OobError("the Azure serial console refused %s %s for VM %s: HTTP %s %s %s%s; %s"
                                % (command, json.dumps(parameters, sort_keys=True), target["vm_name"], tries,
-                                  code, message, AZURE_CHECKS))
+                                  code, message, again, AZURE_CHECKS))
         try:
             answer = response.json()
         except ValueError:
@@ -423,7 +243,7 @@ class AzureSerialConsole:
 
 
 def _azure_credential(target):
-    _need(HAS_AZURE_IDENTITY, "azure-identity", "azure")
+    oob.need_package(HAS_AZURE_IDENTITY, "azure-identity", "azure")
     given = [n for n in ("tenant_id", "client_id", "client_secret") if target.get(n)]
     if given and len(given) != 3:
         oob.require(target, "azure", "tenant_id", "client_id", "client_secret")
@@ -433,10 +253,10 @@ def _azure_credential(target):
     return azure.identity.DefaultAzureCredential()
 
 
-def _azure_client(target):
-    _need(HAS_AZURE_IDENTITY, "azure-identity", "azure")
-    _need(HAS_REQUESTS, "requests", "azure")
-    _need(HAS_WEBSOCKET, "websocket-client", "azure")
+def _client(target):
+    oob.need_package(HAS_AZURE_IDENTITY, "azure-identity", "azure")
+    oob.need_package(HAS_REQUESTS, "requests", "azure")
+    oob.need_package(HAS_WEBSOCKET, "websocket-client", "azure")
     # The console relays whatever the guest prints: do not fail a session on bytes that are not UTF-8.
     return AzureSerialConsole(_azure_credential(target), session=requests.Session(),
                               websocket_connect=functools.partial(websocket.create_connection,
@@ -452,7 +272,7 @@ def _azure_run(target, client, commands):
     """Open one session, run ``commands`` (list of (command, parameters)), close. Returns [(request, response)]."""
     oob.require(target, "azure", "subscription_id", "resource_group", "vm_name")
     if client is None:
-        client = _azure_client(target)
+        client = _client(target)
     done = []
     try:
         client.connect(target)
@@ -463,7 +283,7 @@ def _azure_run(target, client, commands):
     return done
 
 
-def azure_send_sysrq(module, target, keys, hold_time_ms=100, client=None):
+def send_sysrq(module, target, keys, hold_time_ms=100, client=None):
     """SysRq ``keys`` (one admin command each) through the Azure serial console. ``hold_time_ms`` does not apply:
     the service presses the chord itself."""
     keys = list(keys)
@@ -480,7 +300,7 @@ def azure_send_sysrq(module, target, keys, hold_time_ms=100, client=None):
     return results
 
 
-def azure_inject_nmi(module, target, client=None):
+def inject_nmi(module, target, client=None):
     """An NMI through the Azure serial console."""
     (admin, response), = _azure_run(target, client, [("nmi", {})])
     request = _azure_request(target)
