@@ -82,3 +82,16 @@ def test_container_read_only_proc_sys_with_runtime_false_writes_dropin(host_root
     assert "kernel.unknown_nmi_panic = 1" in (host_root / DROPIN).read_text()
     live = run_module(nmi_panic, {"panic": 7})
     assert "read-only /proc/sys" in live["unsupported"]["panic"]
+
+
+def test_dropin_outside_the_sysctl_directories_is_refused(host_root, run_module):
+    """Shared with sysrq_mask (the sysctl engine's dropin_error): a path nothing applies at boot is an error."""
+    debian_host(host_root, extra_proc=X86)
+    result = run_module(nmi_panic, {"unknown_nmi_panic": 1, "dropin": "/tmp/90-x.conf"})
+    assert result["failed"] is True and "not in a directory that systemd-sysctl" in result["msg"]
+
+
+def test_dropin_in_run_sysctl_d_is_accepted(host_root, run_module):
+    debian_host(host_root, extra_proc=X86)
+    result = run_module(nmi_panic, {"unknown_nmi_panic": 1, "dropin": "/run/sysctl.d/90-x.conf"}, check_mode=True)
+    assert result.get("failed") is not True and result["dropin"] == "/run/sysctl.d/90-x.conf"

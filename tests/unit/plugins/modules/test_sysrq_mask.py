@@ -59,6 +59,11 @@ def test_check_mode_and_diff_write_nothing(host_root, run_module):
     ({"mask": 176, "functions": ["sync"]}, "not both"),
     ({}, "required"),
     ({"mask": 16, "dropin": "90-x"}, "must end in .conf"),
+    # A path that nothing reads at boot: the setting would silently not survive a reboot.
+    ({"mask": 16, "dropin": "/etc/90-x.conf"}, "not in a directory that systemd-sysctl or sysctl --system reads"),
+    ({"mask": 16, "dropin": "/etc/sysctl.d/sub/90-x.conf"}, "/etc/sysctl.d, /run/sysctl.d"),
+    ({"mask": 16, "dropin": "/etc/sysctl.d/../90-x.conf"}, "not in a directory"),
+    ({"mask": 16, "dropin": "sub/90-x.conf"}, "not in a directory"),
 ])
 def test_bad_input_fails_and_writes_nothing(host_root, run_module, args, fragment):
     debian_host(host_root)
