@@ -59,27 +59,11 @@ options:
     type: int
     choices: [0, 1]
   dropin:
-    description: The drop-in's file name under C(/etc/sysctl.d), or an absolute path directly in a directory that C(systemd-sysctl) and C(sysctl --system) read at boot (C(/etc/sysctl.d), C(/run/sysctl.d), C(/usr/local/lib/sysctl.d), C(/usr/lib/sysctl.d), C(/lib/sysctl.d)). It must end in C(.conf); any other path is refused, since nothing would apply it at boot.
     type: str
     default: 90-magic-sysrq-nmi.conf
-  runtime:
-    description: Also set the values in the running kernel.
-    type: bool
-    default: true
-  conflicts:
-    description:
-      - What to do when another file sets one of these keys to another value and is applied after the drop-in.
-        V(fail) reports them and changes nothing, V(comment) comments them out (with a backup),
-        V(ignore) writes anyway. See M(magic_sysrq.fleet.sysrq_mask).
-    type: str
-    choices: [fail, comment, ignore]
-    default: fail
-  backup:
-    description: Keep a backup of the drop-in when it is replaced.
-    type: bool
-    default: false
 extends_documentation_fragment:
   - magic_sysrq.fleet.attributes
+  - magic_sysrq.fleet.sysctl
 attributes:
   check_mode:
     support: full

@@ -82,24 +82,21 @@ def parse_shell_word(text, pos):
                         items.append(("c", text[pos + 1]))
                     pos += 2
                     continue
-                if ch == "$":
-                    exp = _parse_expansion(text, pos)
-                    if exp:
-                        items.append(("x", exp[0]))
-                        pos = exp[1]
-                        continue
-                items.append(("c", ch))
-                pos += 1
+                pos = _take(text, pos, items)
             continue
-        if ch == "$":
-            exp = _parse_expansion(text, pos)
-            if exp:
-                items.append(("x", exp[0]))
-                pos = exp[1]
-                continue
-        items.append(("c", ch))
-        pos += 1
+        pos = _take(text, pos, items)
     return items, pos
+
+
+def _take(text, pos, items):
+    """Append the ``$`` expansion or the plain character at ``pos`` to ``items``; return the position after it."""
+    if text[pos] == "$":
+        exp = _parse_expansion(text, pos)
+        if exp:
+            items.append(("x", exp[0]))
+            return exp[1]
+    items.append(("c", text[pos]))
+    return pos + 1
 
 
 def _escape_dq(ch):
