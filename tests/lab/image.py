@@ -137,7 +137,7 @@ class BuildError(RuntimeError):
     pass
 
 
-def run_checked(cmd: list[str], log: Path, what: str, timeout: float | None = None,
+def _run(cmd: list[str], log: Path, what: str, timeout: float | None = None,
          input_data: bytes | None = None, **kw) -> None:
     with open(log, "ab") as out:
         out.write(f"\n$ {' '.join(cmd)}\n".encode())
@@ -185,9 +185,9 @@ def _configure(root: Path, guest: Guest, pubkey: str, root_uuid: str, log: Path)
     lines = kdump.read_text().splitlines() if kdump.exists() else []
     lines = [ln for ln in lines if not ln.startswith("USE_KDUMP=")] + ["USE_KDUMP=0"]
     kdump.write_text("\n".join(lines) + "\n")
-    run_checked(["chroot", str(root), "systemctl", "enable", *ENABLE_UNITS], log, "systemctl enable")
-    run_checked(["chroot", str(root), "systemctl", "mask", *MASK_UNITS], log, "systemctl mask")
-    run_checked(["chroot", str(root), "apt-get", "clean"], log, "apt-get clean")
+    _run(["chroot", str(root), "systemctl", "enable", *ENABLE_UNITS], log, "systemctl enable")
+    _run(["chroot", str(root), "systemctl", "mask", *MASK_UNITS], log, "systemctl mask")
+    _run(["chroot", str(root), "apt-get", "clean"], log, "apt-get clean")
     shutil.rmtree(root / "var/lib/apt/lists", ignore_errors=True)
     (root / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
 
@@ -246,7 +246,7 @@ def build(guest: Guest, say: Callable[[str], None] = print) -> Path:
         say(f"[{guest.name}] building base image {target.name} (log {log})")
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive",
                    PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
-        run_checked(["debootstrap", "--variant=minbase", f"--cache-dir={debs}",
+        _run(["debootstrap", "--variant=minbase", f"--cache-dir={debs}",
               "--include=" + ",".join(PACKAGES), guest.release, str(root)],
              log, f"debootstrap {guest.release}", timeout=3600, env=env)
         say(f"[{guest.name}] debootstrap done ({time.monotonic() - started:.0f}s)")
@@ -264,13 +264,13 @@ def build(guest: Guest, say: Callable[[str], None] = print) -> Path:
         part = work / "part.ext4"
         with open(raw, "wb") as f:
             f.truncate(size)
-        run_checked(["sfdisk", "--quiet", str(raw)], log, "sfdisk", env=env,
+        _run(["sfdisk", "--quiet", str(raw)], log, "sfdisk", env=env,
              input_data=b"label: dos\nstart=2048, type=83, bootable\n")
         with open(part, "wb") as f:
             f.truncate(size - 1024 ** 2)
-        run_checked(["mkfs.ext4", "-q", "-F", "-L", "labroot", "-U", root_uuid, "-d", str(root), str(part)],
+        _run(["mkfs.ext4", "-q", "-F", "-L", "labroot", "-U", root_uuid, "-d", str(root), str(part)],
              log, "mkfs.ext4 -d", env=env)
-        run_checked(["dd", f"if={part}", f"of={raw}", "bs=1M", "seek=1", "conv=notrunc,sparse", "status=none"],
+        _run(["dd", f"if={part}", f"of={raw}", "bs=1M", "seek=1", "conv=notrunc,sparse", "status=none"],
              log, "dd partition into disk")
         part.unlink()
         _clean(root)
@@ -280,13 +280,13 @@ def build(guest: Guest, say: Callable[[str], None] = print) -> Path:
         cmd = qemu_cmd(f"lab-build-{guest.name}", raw, serial, disk_format="raw", cache="writeback",
                        extra=["-no-reboot", "-kernel", str(kernel), "-initrd", str(initrd),
                               "-append", "root=/dev/vda1 rw console=ttyS0,115200"])
-        run_checked(cmd, log, f"first boot of {guest.name}", timeout=1500)
+        _run(cmd, log, f"first boot of {guest.name}", timeout=1500)
         text = serial.read_bytes().decode(errors="replace")
         if FIRSTBOOT_MARK not in text:
             raise BuildError(f"first boot of {guest.name} did not install GRUB; serial log {serial}:\n"
                              f"{_tail(serial)}")
         tmp = target.with_suffix(".qcow2.tmp")
-        run_checked(["qemu-img", "convert", "-O", "qcow2", str(raw), str(tmp)], log, "qemu-img convert")
+        _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(tmp)], log, "qemu-img convert")
         os.replace(tmp, target)
         _clean(work)
         say(f"[{guest.name}] base image {target} built in {time.monotonic() - started:.0f}s")

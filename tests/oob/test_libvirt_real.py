@@ -262,7 +262,7 @@ def test_by_uuid(guest):
 
 
 # ---------------------------------------------------------------------------------------------- the modules
-def run_checked(module, args, capsys, monkeypatch):
+def _run(module, args, capsys, monkeypatch):
     from ansible.module_utils import _internal
     monkeypatch.setattr(_internal, "is_controller", False)
     with patch_module_args(args):
@@ -272,7 +272,7 @@ def run_checked(module, args, capsys, monkeypatch):
 
 
 def test_oob_sysrq_module_reads_the_refusal_back(guest, capsys, monkeypatch):
-    result = run_checked(oob_sysrq, {"method": "libvirt", "libvirt": target(guest), "keys": "w", "mask": 438,
+    result = _run(oob_sysrq, {"method": "libvirt", "libvirt": target(guest), "keys": "w", "mask": 438,
                               "console": {"path": str(guest.serial)}, "settle": 1.0, "timeout": 30}, capsys,
                   monkeypatch)
     assert not result.get("failed"), result
@@ -283,7 +283,7 @@ def test_oob_sysrq_module_reads_the_refusal_back(guest, capsys, monkeypatch):
 
 def test_oob_nmi_module(guest, capsys, monkeypatch):
     offset = len(guest.text())
-    result = run_checked(oob_nmi, {"method": "libvirt", "libvirt": target(guest), "allow_crash": True}, capsys, monkeypatch)
+    result = _run(oob_nmi, {"method": "libvirt", "libvirt": target(guest), "allow_crash": True}, capsys, monkeypatch)
     assert result["changed"] is True and result["request"]["call"] == "virDomainInjectNMI", result
     guest.wait_for("NMI received for unknown reason", after=offset)
 

@@ -29,9 +29,6 @@ DROPIN_HEADER = (
     "# grub-mkconfig sources this file after /etc/default/grub; run update-grub after editing it.\n"
 )
 
-# ---------------------------------------------------------------------------------------------
-# Host helpers
-# ---------------------------------------------------------------------------------------------
 
 def find_command(name):
     """The host path of an executable ``name`` in the usual directories, or None."""
@@ -154,10 +151,6 @@ def run_checked(module, argv, what):
         raise CmdlineError("%s failed: %s exited %d: %s" % (what, " ".join(argv), rc, (err or out or "").strip()))
     return out
 
-
-# ---------------------------------------------------------------------------------------------
-# Backends
-# ---------------------------------------------------------------------------------------------
 
 class Backend:
     """Interface shared by the backends."""

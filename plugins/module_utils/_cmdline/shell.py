@@ -7,10 +7,6 @@ from __future__ import annotations
 import re
 
 
-# ---------------------------------------------------------------------------------------------
-# Shell assignments in GRUB defaults files
-# ---------------------------------------------------------------------------------------------
-
 class ShellUnsupported(Exception):
     """An assignment whose value this parser will not rewrite (command substitution and the like)."""
 

@@ -51,10 +51,6 @@ class CmdlineError(Exception):
     """A request or a host state this module cannot handle; the message says what and why."""
 
 
-# ---------------------------------------------------------------------------------------------
-# Tokens and arguments
-# ---------------------------------------------------------------------------------------------
-
 def split_cmdline(text):
     """Split a kernel command line into tokens: whitespace separates, except inside double quotes."""
     tokens, cur, quoted = [], [], False

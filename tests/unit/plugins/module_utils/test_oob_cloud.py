@@ -134,7 +134,7 @@ def test_aws_client_from_options_and_no_secret_in_result(monkeypatch):
         return client
     monkeypatch.setattr(oob_aws, "_client", stubbed)
     result = oob_aws.inject_nmi(None, aws_target(region="eu-west-1",
-                                                       endpoint_url="https://vpce-1.ec2.eu-west-1.vpce.example"))
+                                                 endpoint_url="https://vpce-1.ec2.eu-west-1.vpce.example"))
     client, stub = made[0]
     stub.assert_no_pending_responses()
     credentials = client._request_signer._credentials
@@ -153,7 +153,7 @@ def test_aws_unknown_profile(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     with pytest.raises(oob.OobError) as err:
         oob_aws.inject_nmi(None, aws_target(profile="nosuch", access_key=None, secret_key=None,
-                                                  session_token=None))
+                                            session_token=None))
     assert "AWS profile not found" in str(err.value) and "nosuch" in str(err.value)
 
 
