@@ -156,9 +156,12 @@ def recovery(lab, ansible_keepalive, crash):
     return run
 
 
-def _snapshot_before_second_run(run, host, task="Snapshot the files and kernel settings the roles manage, before "
-                                                 "the second run"):
-    r = [t["hosts"][host] for t in run.data["plays"][1]["tasks"] if t["task"]["name"] == task and host in t["hosts"]]
+SNAPSHOT_TASK = "Snapshot the files and kernel settings the roles manage, before the second run"
+
+
+def _snapshot_before_second_run(run, host):
+    r = [t["hosts"][host] for t in run.data["plays"][1]["tasks"]
+         if t["task"]["name"] == SNAPSHOT_TASK and host in t["hosts"]]
     assert r and not r[0].get("failed") and r[0]["stdout"], (r, run.summary())
     return r[0]["stdout"] + "\n"
 

@@ -182,7 +182,7 @@ def test_real_device_seek_end_then_a_new_record():
             os.close(fd)
         assert source.wait(10) is True
         found = None
-        for _ in range(10000):  # records others logged meanwhile come first; each is newer than the baseline
+        for _attempt in range(10000):  # records others logged meanwhile come first; each is newer than the baseline
             try:
                 record = kmsg.parse_record(source.read())
             except OSError as exc:
