@@ -105,13 +105,12 @@ def test_debian_default_mask_read_before_the_harness_touches_the_guest(host, lab
     assert first, f"{host}: the lab recorded no first-boot reading: {lab.guest(host)}"
     assert first["sysrq"] == 438, first
     assert first["cpus"] == GUESTS[host].cpus, first
-    # where 438 comes from on the guest (files the harness never writes): the kernel's build default, and
-    # Debian's systemd sysctl default, which sets the same value at boot
+    # where 438 comes from on the guest (files the harness never writes): the kernel's build default; Debian's
+    # systemd ships no kernel.sysrq line in /usr/lib/sysctl.d (upstream's 50-default.conf sets 16)
     h = hosts[host]
     config = h.file(f"/boot/config-{h.run('uname -r').stdout.strip()}").content_string
     assert "CONFIG_MAGIC_SYSRQ_DEFAULT_ENABLE=0x01b6\n" in config
-    assert re.search(r"^kernel\.sysrq\s*=\s*0x01b6\s*$", h.file("/usr/lib/sysctl.d/50-default.conf").content_string,
-                     re.M)
+    assert h.run("grep -rs 'kernel\\.sysrq' /usr/lib/sysctl.d/ /lib/sysctl.d/").stdout == ""
 
 
 def test_guest_runs_its_debian_kernel_booted_through_grub(host, hosts, clean):
@@ -318,14 +317,18 @@ def test_sysrq_trigger_l_parses_a_backtrace_of_every_cpu(host, trigger):
     assert r["lost_records"] == 0 and r["timed_out"] is False
     by_cpu = {t["cpu"]: t for t in r["tasks"]}
     assert len(r["tasks"]) == cpus and sorted(by_cpu) == list(range(cpus)), r["tasks"]
-    writer = [t for t in r["tasks"] if "sysrq_handle_showallcpus" in t["frames"]]
-    assert len(writer) == 1 and writer[0]["comm"].startswith("python"), r["tasks"]
-    assert not any(t.get("idle") for t in r["tasks"]), r["tasks"]
+    # the CPU that wrote the key: the module's own python, in the write to /proc/sysrq-trigger
+    writer = [t for t in r["tasks"] if {"nmi_trigger_cpumask_backtrace", "write_sysrq_trigger"} <= set(t["frames"])]
+    assert len(writer) == 1 and writer[0]["comm"] == "python3" and writer[0]["state"] == "R", r["tasks"]
+    # every CPU is busy (the writer, or a dd pinned to each CPU): none is skipped as idle, each names its task
+    assert all(not t.get("idle") and t["comm"] and t["pid"] > 0 for t in r["tasks"]), r["tasks"]
     if cpus > 1:
-        # the other CPU's backtrace, printed by that CPU in its NMI handler: the dd pinned to it
-        busy = {cpu: int(made[f"busy{cpu}"]) for cpu in range(cpus)}
+        # the other CPU's backtrace, printed by that CPU in its NMI handler: whatever ran there (the dd, or
+        # journald woken by the dump's own records); a task in user mode has registers and no kernel frames
+        assert {int(made[f"busy{cpu}"]) for cpu in range(cpus)}, made
+        assert any(line.startswith(f"Sending NMI from CPU {writer[0]['cpu']} to CPUs") for line in r["output"])
         others = [t for t in r["tasks"] if t is not writer[0]]
-        assert [(t["comm"], t["pid"]) for t in others] == [("dd", busy[t["cpu"]]) for t in others], (busy, r["tasks"])
+        assert sorted(t["cpu"] for t in others) == sorted(set(range(cpus)) - {writer[0]["cpu"]}), r["tasks"]
 
 
 def _show_mem_pages(lines):
