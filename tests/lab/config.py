@@ -21,16 +21,18 @@ class Guest:
     name: str
     release: str      # Debian suite name given to debootstrap
     kernel: str       # the kernel series the release ships (documentation and checks)
+    cpus: int = 1     # vCPUs (-smp)
 
 
 GUESTS: dict[str, Guest] = {
     "deb12": Guest("deb12", "bookworm", "6.1"),
-    "deb13": Guest("deb13", "trixie", "6.12"),
+    # 2 vCPUs: SysRq `l` must bring back the other CPU's backtrace, which arrives asynchronously (an NMI)
+    "deb13": Guest("deb13", "trixie", "6.12", cpus=2),
 }
 
 # Guest hardware: software emulation only (KVM hangs on these machines), SeaBIOS + i8042.
 MEMORY_MB = 1024
-CPUS = 1
+CPUS = 1  # the default; a Guest may ask for more
 DISK_GB = 4
 
 

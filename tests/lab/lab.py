@@ -191,6 +191,8 @@ class Lab:
                     self._save(state)
                 self._write_inventory(state)
             self.wait_ssh(self.names, timeout)  # reused guests too: a hung one is an error, not a pass
+            if todo:
+                self._first_boot(todo)
         except BaseException:
             # a guest that did not come up, an interrupt: stop what this call started, also for the CLI
             self.down()
@@ -210,7 +212,7 @@ class Lab:
                        check=True)
         port = _free_port()
         qemu_name = f"magic-sysrq-lab-{name}"
-        cmd = qemu_cmd(qemu_name, overlay, serial, qmp_socket=qmp, ssh_port=port)
+        cmd = qemu_cmd(qemu_name, overlay, serial, qmp_socket=qmp, ssh_port=port, cpus=GUESTS[name].cpus)
         log = open(self.run_dir / f"{name}.qemu.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, preexec_fn=None if detach else _pdeathsig)
@@ -246,6 +248,20 @@ class Lab:
                                 f"tail of serial log {st['serial']}:\n{tail(st['serial'])}")
                 raise LabError("\n\n".join(msgs))
             time.sleep(2)
+
+    FIRST_BOOT = "cat /proc/sys/kernel/random/boot_id /proc/sys/kernel/sysrq; nproc"
+
+    def _first_boot(self, names: list[str]) -> None:
+        """What a fresh boot of the base image has, read the moment SSH first answers, before any test or fixture
+        touches the guest: boot id, kernel.sysrq (the distribution's default mask), CPUs. Kept in the state as
+        `first_boot` for as long as the guest runs (a reused lab keeps what its first boot had)."""
+        with self._lock():
+            state = self.state()
+            for name in names:
+                out = self._ssh_raw(state[name], self.FIRST_BOOT, timeout=60).stdout.split()
+                if len(out) == 3:
+                    state[name]["first_boot"] = {"boot_id": out[0], "sysrq": int(out[1]), "cpus": int(out[2])}
+            self._save(state)
 
     # ---------------------------------------------------------------- down
     def down(self, all_guests: bool = False) -> list[str]:

@@ -13,14 +13,14 @@ QEMU = os.environ.get("MAGIC_SYSRQ_QEMU", "qemu-system-x86_64")
 
 def qemu_cmd(name: str, disk: Path, serial_log: Path, qmp_socket: Path | None = None,
              ssh_port: int | None = None, disk_format: str = "qcow2", cache: str = "unsafe",
-             extra: list[str] | None = None) -> list[str]:
+             extra: list[str] | None = None, cpus: int = CPUS) -> list[str]:
     """One lab guest: TCG, SeaBIOS + i8042 (pc machine), virtio disk and net, serial to a file."""
     netdev = "user,id=n0"
     if ssh_port:
         netdev += f",hostfwd=tcp:127.0.0.1:{ssh_port}-:22"
     cmd = [
         QEMU, "-name", name,
-        "-accel", "tcg", "-machine", "pc", "-smp", str(CPUS), "-m", str(MEMORY_MB),
+        "-accel", "tcg", "-machine", "pc", "-smp", str(cpus), "-m", str(MEMORY_MB),
         "-display", "none", "-no-user-config",
         "-drive", f"file={disk},if=virtio,format={disk_format},cache={cache},discard=unmap",
         "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",

@@ -2,8 +2,9 @@
 -> chassis control program -> QMP ``inject-nmi`` -> a QEMU of our own.
 
 Two QEMUs: SeaBIOS with no disk (about 1 s; QEMU answers inject-nmi with ``{}``, which the chassis control program
-logs) and, once, a Debian kernel from the lab's package cache waiting for a root disk that never comes (about 7 s
-under TCG), whose "Uhhuh. NMI received for unknown reason" line on the serial console shows the NMI reached Linux.
+logs) and, once, a Debian 12 kernel (from the lab's package cache, else fetched with ``apt-get download``) waiting
+for a root disk that never comes (about 7 s under TCG), whose "Uhhuh. NMI received for unknown reason" line on the
+serial console shows the NMI reached Linux.
 
 Needs the Debian packages qemu-system-x86, openipmi, ipmitool, libopenipmi-dev and gcc; run with
 ``pytest tests/oob/test_ipmi_sim.py``.
@@ -212,15 +213,42 @@ def test_stock_ipmi_sim_refuses_diag(module, firmware):
 
 
 # ------------------------------------------------------------------------------------------- a real kernel
+def _debian12_kernel_deb() -> Path:
+    """Debian 12's kernel package: from the package cache the lab's image build keeps, else fetched with
+    `apt-get download` (this machine is Debian 12) into the lab cache, so that the test runs without that cache."""
+    debs = sorted(glob.glob(str(cache_dir() / "debs-bookworm" / "linux-image-*-amd64_*.deb")))
+    if debs:
+        return Path(debs[-1])
+    where = cache_dir() / "oob-kernel"
+    debs = sorted(where.glob("linux-image-*-amd64_*.deb"))
+    if debs:
+        return debs[-1]
+    release = Path("/etc/os-release").read_text() if Path("/etc/os-release").exists() else ""
+    if "VERSION_CODENAME=bookworm" not in release:
+        pytest.fail("no Debian 12 kernel package in %s, and this machine is not Debian 12, so apt-get cannot "
+                    "fetch one: build the lab images first (python -m tests.lab build deb12)"
+                    % (cache_dir() / "debs-bookworm"))
+    depends = subprocess.run(["apt-cache", "depends", "linux-image-amd64"], capture_output=True, text=True,
+                             check=False).stdout
+    names = [ln.split(":", 1)[1].strip() for ln in depends.splitlines()
+             if ln.strip().startswith("Depends:") and "linux-image-" in ln]
+    if not names:
+        pytest.fail("apt-cache depends linux-image-amd64 names no kernel package (run apt-get update): %s" % depends)
+    where.mkdir(parents=True, exist_ok=True)
+    got = subprocess.run(["apt-get", "download", names[0]], cwd=where, capture_output=True, text=True, timeout=600,
+                         check=False)
+    debs = sorted(where.glob("linux-image-*-amd64_*.deb"))
+    if got.returncode != 0 or not debs:
+        pytest.fail("apt-get download %s failed (exit %s): %s" % (names[0], got.returncode, got.stderr[-2000:]))
+    return debs[-1]
+
+
 @pytest.fixture(scope="module")
 def debian_kernel(tmp_path_factory):
-    """vmlinuz of Debian 12's kernel, from the package cache the lab's image build keeps."""
-    debs = sorted(glob.glob(str(cache_dir() / "debs-bookworm" / "linux-image-*-amd64_*.deb")))
-    if not debs:
-        pytest.skip("no Debian kernel package in %s: build the lab images first (tests/lab/image.py)"
-                    % (cache_dir() / "debs-bookworm"))
+    """vmlinuz of Debian 12's kernel, unpacked from its package."""
+    deb = _debian12_kernel_deb()
     out = tmp_path_factory.mktemp("kernel")
-    subprocess.run("dpkg-deb --fsys-tarfile %s | tar -x -C %s --wildcards './boot/vmlinuz-*'" % (debs[-1], out),
+    subprocess.run("dpkg-deb --fsys-tarfile %s | tar -x -C %s --wildcards './boot/vmlinuz-*'" % (deb, out),
                    shell=True, check=True)
     return next((out / "boot").glob("vmlinuz-*"))
 

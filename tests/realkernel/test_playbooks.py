@@ -5,14 +5,16 @@ In order (module fixtures, chained):
   stack on deb12 and shows none on deb13 -> harden-sysrq.yml -> the mask changed by hand on deb13 ->
   check-sysrq-policy.yml fails with a JUnit failure for deb13 only -> harden-sysrq.yml -> check passes ->
   a real kdump crash dmesg (tests/unit/fixtures/crash) put in deb13's /var/crash -> collect-dmesg.yml brings it
-  back and names its panic reason (the crash itself takes minutes: enable-crash-capture.yml with
-  crash_capture_test_crash=true does it, see docs/enable-crash-capture.md) -> deb13 stopped (QMP stop) ->
+  back and names its panic reason; it also brings back, byte for byte, the dumps of the real crashes test_roles.py
+  caused earlier in the run on both guests (SysRq c through the kdump role's crash test, then an NMI panic: the
+  suite's order runs test_roles.py first) -> deb13 stopped (QMP stop) ->
   sysrq-dump.yml reports it unreachable and still writes deb12's summary -> deb13
   resumed (QMP cont).
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import tempfile
 import time
@@ -68,19 +70,30 @@ CRASH_FIXTURE = REPO / "tests" / "unit" / "fixtures" / "crash" / "sysrq-crash-de
 CRASH_STAMP = "202611220930"
 
 
+# Every kdump dmesg on a guest, with its checksum, read over SSH.
+CRASH_FILES = r"for f in /var/crash/*/dmesg.*; do [ -f \"$f\" ] && sha256sum \"$f\"; done; true"
+
+
+def _sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 @pytest.fixture(scope="module")
 def collected(lab, ansible, policy, tmp_path_factory):
     """A kdump crash dmesg in deb13's crash directory, then collect-dmesg.yml on both guests."""
     root = tmp_path_factory.mktemp("kernel-logs")
+    real = {n: dict(reversed(line.split()) for line in lab.ssh(n, CRASH_FILES).stdout.splitlines())
+            for n in (STUCK, QUIET)}
     lab.ssh(QUIET, f"mkdir -p /var/crash/{CRASH_STAMP} && cat > /var/crash/{CRASH_STAMP}/dmesg.{CRASH_STAMP}",
             input_data=CRASH_FIXTURE.read_text())
     try:
         rc, text, seconds = run_playbook(ansible, "collect-dmesg.yml",
-                                         {"collect_dmesg_root": str(root), "level": "warn"}, out="collect-dmesg")
+                                         {"collect_dmesg_root": str(root), "level": "warn", "crash_files": 20},
+                                         out="collect-dmesg")
     finally:
         lab.ssh(QUIET, f"rm -rf /var/crash/{CRASH_STAMP}", check=False)
     where = latest_dir(root)
-    return {"rc": rc, "text": text, "seconds": seconds, "dir": where,
+    return {"rc": rc, "text": text, "seconds": seconds, "dir": where, "real": real,
             "summary": json.loads((where / "summary.json").read_text())}
 
 
@@ -167,6 +180,24 @@ def test_collect_dmesg_brings_back_the_crash_dmesg_and_names_its_panic_reason(co
     assert copy.read_text() == CRASH_FIXTURE.read_text()
     md = (collected["dir"] / "summary.md").read_text()
     assert f"### {QUIET}: sysrq triggered crash" in md
+
+
+@pytest.mark.parametrize("host", [STUCK, QUIET])
+def test_collect_dmesg_brings_back_the_real_crashes_of_this_run(collected, host):
+    """The dumps kdump saved when test_roles.py crashed the guests (SysRq c, then an NMI with unknown_nmi_panic):
+    every one comes back byte for byte, with the reason the kernel gave."""
+    real = collected["real"][host]  # path -> sha256, read on the guest before the run
+    assert real, f"{host}: no kdump dmesg in /var/crash: the real crashes come from test_roles.py, run before this"
+    crashes = {c["path"]: c for c in collected["summary"]["crashes"]
+               if c["host"] == host and CRASH_STAMP not in c["path"]}  # not the file planted on deb13
+    assert set(crashes) == set(real), (sorted(crashes), sorted(real))
+    for path, digest in real.items():
+        stamp, name = path.split("/")[-2:]
+        assert _sha256(collected["dir"] / host / "crash" / stamp / name) == digest, path
+        assert crashes[path]["panicked"] is True, crashes[path]
+    kinds = {c["kind"]: c["reason"] for c in crashes.values()}
+    assert kinds.get("sysrq-crash") == "sysrq triggered crash", kinds
+    assert kinds.get("nmi") == "NMI: Not continuing", kinds
 
 
 def test_collect_dmesg_writes_each_kernel_log_with_iso_times_and_levels(collected):

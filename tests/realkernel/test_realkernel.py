@@ -4,6 +4,8 @@ Phases, each one ansible-playbook run against both guests at once (forks run the
   reset -> keyboard w refused (mask 438) -> 10-configure -> keyboard w allowed -> 20-cmdline-add
   -> reboot -> 30-after-reboot -> 50-trigger -> 40-cmdline-remove -> reboot -> 60-after-remove
 Two reboots in all. Fixtures are module scoped and chained, so the phases run once, in order.
+50-trigger also fires l (a backtrace of every CPU: deb13 has 2 vCPUs, the other one busy, so its backtrace arrives
+asynchronously by NMI) and m (memory), parsed here. Every check after a reboot reads the kernel's own files over SSH.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import time
 
 import pytest
 
+from tests.lab import GUESTS
+from tests.lab.config import MEMORY_MB
 from tests.realkernel.support import HOSTS, keyboard_w, ok, parallel
 
 MASK = 186  # log_level 2 + dumps 8 + sync 16 + remount 32 + reboot 128
@@ -94,13 +98,29 @@ def after_remove(ansible, reboot2):
 
 
 # ----------------------------------------------------------------------------------------------- the lab
+def test_debian_default_mask_read_before_the_harness_touches_the_guest(host, lab, hosts):
+    """The lab reads kernel.sysrq the moment a fresh overlay of the base image first answers SSH, before any fixture
+    (the `clean` reset writes 438 itself): Debian's default is what the kernel and Debian's systemd make of it."""
+    first = lab.guest(host).get("first_boot")
+    assert first, f"{host}: the lab recorded no first-boot reading: {lab.guest(host)}"
+    assert first["sysrq"] == 438, first
+    assert first["cpus"] == GUESTS[host].cpus, first
+    # where 438 comes from on the guest (files the harness never writes): the kernel's build default; Debian's
+    # systemd ships no kernel.sysrq line in /usr/lib/sysctl.d (upstream's 50-default.conf sets 16)
+    h = hosts[host]
+    config = h.file(f"/boot/config-{h.run('uname -r').stdout.strip()}").content_string
+    assert "CONFIG_MAGIC_SYSRQ_DEFAULT_ENABLE=0x01b6\n" in config
+    assert h.run("grep -rs 'kernel\\.sysrq' /usr/lib/sysctl.d/ /lib/sysctl.d/").stdout == ""
+
+
 def test_guest_runs_its_debian_kernel_booted_through_grub(host, hosts, clean):
     h = hosts[host]
     assert h.run("uname -r").stdout.startswith(KERNEL[host])
     cmdline = h.file("/proc/cmdline").content_string
     assert "BOOT_IMAGE=" in cmdline, "not booted through GRUB"
     assert "console=ttyS0,115200" in cmdline
-    assert h.file("/proc/sys/kernel/sysrq").content_string.strip() == "438"
+    assert h.file("/proc/sys/kernel/sysrq").content_string.strip() == "438"  # what `clean` set
+    assert int(h.run("nproc").stdout) == GUESTS[host].cpus
 
 
 def test_keyboard_w_refused_under_debian_default_mask(host, keyboard_before):
@@ -187,7 +207,8 @@ def test_sysrq_facts_report_what_was_set(host, configure):
     for name, value in NMI.items():
         assert str(f["nmi"][name]["value"]) == value, (name, f["nmi"][name])
         assert f["nmi"][name]["supported"] is True
-    assert f["nmi"]["nmi_watchdog"]["supported"] is False or str(f["nmi"]["nmi_watchdog"]["value"]) == "0"
+    # the file exists (the kernel has the hardlockup detector) but reads 0: no PMU under TCG
+    assert f["nmi"]["nmi_watchdog"]["supported"] is True and str(f["nmi"]["nmi_watchdog"]["value"]) == "0"
     assert "console=ttyS0,115200" in f["cmdline_args"]
     assert any(c["name"] == "ttyS0" for c in f["consoles"])
     assert f["kexec_crash_size"] and f["kexec_crash_size"] > 0  # kdump-tools' crashkernel= reservation
@@ -236,9 +257,12 @@ def test_nmi_panic_survives_reboot(host, hosts, after_reboot):
 
 
 def test_kernel_cmdline_active_after_reboot(host, hosts, after_reboot, cmdline_remove):
+    # the kernel's own files first (still the boot after reboot 1: cmdline_remove only changed the configuration)
+    cmdline = hosts[host].file("/proc/cmdline").content_string.split()
+    assert ARG in cmdline and "console=ttyS0,115200" in cmdline, cmdline
+    assert re.search(r"^ttyS0\s", hosts[host].file("/proc/consoles").content_string, re.M)
     f = _facts(after_reboot, "Gather SysRq facts", host)
-    assert ARG in f["cmdline_args"]
-    assert "console=ttyS0,115200" in f["cmdline_args"]
+    assert f["cmdline_args"] == cmdline
     assert any(c["name"] == "ttyS0" for c in f["consoles"])
     again = ok(cmdline_remove, "Add the serial console argument after the reboot", host)
     assert again["changed"] is False
@@ -275,8 +299,63 @@ def test_sysrq_trigger_t_matches_ps(host, trigger):
     tolerance = max(5, (before + after) // 40)
     assert min(before, after) - tolerance <= n <= max(before, after) + tolerance, (n, before, after)
     comms = {t["comm"] for t in r["tasks"]}
-    assert {"systemd", "kthreadd", "sshd"} <= comms or {"systemd", "kthreadd"} <= comms
+    assert {"systemd", "kthreadd", "sshd"} <= comms, sorted(comms)
+    by_pid = {t["pid"]: t["comm"] for t in r["tasks"]}
+    assert (by_pid[1], by_pid[2]) == ("systemd", "kthreadd")
     assert all(t["pid"] >= 1 for t in r["tasks"])
+
+
+def test_sysrq_trigger_l_parses_a_backtrace_of_every_cpu(host, trigger):
+    """l on a 1-CPU and a 2-CPU guest: one parsed backtrace a CPU. The CPU that writes the key prints its own at
+    once; on deb13 the other CPU, busy in a dd pinned to it, prints its own when the NMI reaches it, asynchronously."""
+    made = dict(line.split(" ", 1) for line in ok(trigger, "Keep every CPU busy in a bounded dd pinned to it (none "
+                                                           "on a 1-CPU guest)", host)["stdout"].splitlines())
+    cpus = int(made["cpus"])
+    assert cpus == GUESTS[host].cpus
+    r = ok(trigger, "Backtrace all active CPUs", host)
+    assert any("sysrq: Show backtrace of all active CPUs" in line for line in r["output"]), r["output"]
+    assert r["lost_records"] == 0 and r["timed_out"] is False
+    by_cpu = {t["cpu"]: t for t in r["tasks"]}
+    assert len(r["tasks"]) == cpus and sorted(by_cpu) == list(range(cpus)), r["tasks"]
+    # the CPU that wrote the key: the module's own python, in the write to /proc/sysrq-trigger
+    writer = [t for t in r["tasks"] if {"nmi_trigger_cpumask_backtrace", "write_sysrq_trigger"} <= set(t["frames"])]
+    assert len(writer) == 1 and writer[0]["comm"] == "python3" and writer[0]["state"] == "R", r["tasks"]
+    # every CPU is busy (the writer, or a dd pinned to each CPU): none is skipped as idle, each names its task
+    assert all(not t.get("idle") and t["comm"] and t["pid"] > 0 for t in r["tasks"]), r["tasks"]
+    if cpus > 1:
+        # the other CPU's backtrace, printed by that CPU in its NMI handler: whatever ran there (the dd, or
+        # journald woken by the dump's own records); a task in user mode has registers and no kernel frames
+        assert {int(made[f"busy{cpu}"]) for cpu in range(cpus)}, made
+        assert any(line.startswith(f"Sending NMI from CPU {writer[0]['cpu']} to CPUs") for line in r["output"])
+        others = [t for t in r["tasks"] if t is not writer[0]]
+        assert sorted(t["cpu"] for t in others) == sorted(set(range(cpus)) - {writer[0]["cpu"]}), r["tasks"]
+
+
+def _show_mem_pages(lines):
+    """'N pages RAM' / 'N pages reserved' ... lines of show_mem() -> {'RAM': N, 'reserved': N, ...}."""
+    pages = {}
+    for line in lines:
+        m = re.match(r"^\s*(\d+) pages (\S.*?)\s*$", line)
+        if m:
+            pages[m.group(2)] = int(m.group(1))
+    return pages
+
+
+def test_sysrq_trigger_m_shows_the_memory_the_kernel_counts(host, trigger):
+    r = ok(trigger, "Show memory usage", host)
+    out = r["output"]
+    assert any("sysrq: Show Memory" in line for line in out), out
+    assert any(line.strip() == "Mem-Info:" for line in out), out
+    assert r["tasks"] == [] and r["lost_records"] == 0
+    meminfo = {k: int(v.split()[0]) for k, v in (ln.split(":", 1) for ln in
+                                                 ok(trigger, "Read the memory the kernel counts", host)[
+                                                     "stdout"].splitlines())}
+    pages = _show_mem_pages(out)
+    # show_mem(): RAM = present pages, reserved = present - managed; /proc/meminfo's MemTotal = managed pages
+    assert (pages["RAM"] - pages["reserved"]) * 4 == meminfo["MemTotal"], (pages, meminfo)
+    assert 0.8 * MEMORY_MB * 256 < pages["RAM"] <= MEMORY_MB * 256, pages  # 4 KiB pages of the guest's 1 GiB
+    node = [line for line in out if re.match(r"^Node 0 active_anon:\d+kB", line)]
+    assert len(node) == 1, out
 
 
 def test_sysrq_trigger_refuses_destructive_keys_and_the_guest_stays_up(host, trigger):
@@ -286,7 +365,8 @@ def test_sysrq_trigger_refuses_destructive_keys_and_the_guest_stays_up(host, tri
         assert "allow_destructive" in r["msg"], r["msg"]
         assert not r.get("changed")
     check = ok(trigger, "Crash with consent in check mode", host)
-    assert check.get("msg") or check.get("output") is not None
+    assert check["msg"] == "would write 'c' (crash) to /proc/sysrq-trigger", check
+    assert (check["changed"], check["keys"], check["output"], check["captured"]) == (True, ["c"], [], False)
     boot = ok(trigger, "Read the boot id after the refused keys", host)["stdout"].strip()
     assert boot == trigger.boot_before[host] == trigger.boot_after[host]
 
@@ -310,7 +390,14 @@ def test_kernel_cmdline_gone_after_reboot(host, hosts, reboot2, after_remove):
     assert r["reboot_required"] is False
 
 
-def test_settings_survive_a_second_reboot(host, after_remove):
+def test_settings_survive_a_second_reboot(host, hosts, reboot2, after_remove):
+    h = hosts[host]
+    assert h.run("cat /proc/sys/kernel/random/boot_id").stdout.strip() == reboot2["after"][host]
+    assert h.file("/proc/sys/kernel/sysrq").content_string.strip() == str(MASK)
+    for name, value in NMI.items():
+        assert h.file(f"/proc/sys/kernel/{name}").content_string.strip() == value, name
+    assert ARG not in h.file("/proc/cmdline").content_string.split()
+    # and the module's report agrees with the kernel
     f = _facts(after_remove, "Gather SysRq facts", host)
     assert f["mask"] == MASK and f["in_sync"] is True
     assert str(f["nmi"]["unknown_nmi_panic"]["value"]) == "1"

@@ -44,6 +44,21 @@ sysctl -q -w kernel.kexec_load_disabled=1
 cat /proc/sys/kernel/kexec_load_disabled
 """
 
+# What the three roles manage, read on the guest: the files' checksums (byte-for-byte), the kernel's own settings,
+# the command line and the units. A run that "changed nothing" leaves this output identical.
+SNAPSHOT = r"""
+cd /
+sha256sum etc/default/grub etc/default/grub.d/* boot/grub/grub.cfg etc/default/kdump-tools etc/sysctl.conf \
+    etc/sysctl.d/* etc/systemd/system/getty.target.wants/* 2>&1
+for f in /proc/sys/kernel/sysrq /proc/sys/kernel/unknown_nmi_panic /proc/sys/kernel/kexec_load_disabled \
+    /sys/kernel/kexec_crash_loaded /sys/kernel/kexec_crash_size /proc/cmdline; do
+  echo "$f: $(cat $f)"
+done
+echo "kdump-tools: $(systemctl is-enabled kdump-tools) $(systemctl is-active kdump-tools)"
+echo "serial getty: $(systemctl is-enabled serial-getty@ttyS0) $(systemctl is-active serial-getty@ttyS0)"
+true
+"""
+
 pytestmark = pytest.mark.parametrize("host", HOSTS)
 
 
@@ -64,6 +79,10 @@ def _play_changes(run, play_index, host):
     play = run.data["plays"][play_index]
     return [t["task"]["name"] for t in play["tasks"]
             if (r := t["hosts"].get(host)) and r.get("changed") and not r.get("skipped")]
+
+
+def _snapshot(lab):
+    return parallel(lambda n: lab.ssh(n, SNAPSHOT, timeout=120).stdout)
 
 
 def _crash_dirs(lab, name):
@@ -98,16 +117,20 @@ def baseline(clean):
 
 @pytest.fixture(scope="module")
 def refused(ansible_keepalive, baseline):
-    return ansible_keepalive.playbook("roles-kdump-refused.yml")
+    before = _snapshot(baseline["lab"])
+    run = ansible_keepalive.playbook("roles-kdump-refused.yml")
+    run.snapshot_before, run.snapshot_after = before, _snapshot(baseline["lab"])
+    return run
 
 
 @pytest.fixture(scope="module")
 def setup(lab, ansible_keepalive, refused):
     offsets = {n: lab.serial_size(n) for n in HOSTS}
     before = parallel(lab.boot_id)
-    run = ansible_keepalive.playbook("roles-setup.yml")
+    run = ansible_keepalive.playbook("roles-setup.yml", {"lab_snapshot": SNAPSHOT})
     run.boot_before = before
     run.serial = {n: lab.serial_since(n, offsets[n]) for n in HOSTS}
+    run.snapshot_after = _snapshot(lab)
     return run
 
 
@@ -127,8 +150,20 @@ def crash(lab, ansible_keepalive, keyboard_debuggable):
 
 
 @pytest.fixture(scope="module")
-def recovery(ansible_keepalive, crash):
-    return ansible_keepalive.playbook("roles-policy-recovery.yml")
+def recovery(lab, ansible_keepalive, crash):
+    run = ansible_keepalive.playbook("roles-policy-recovery.yml", {"lab_snapshot": SNAPSHOT})
+    run.snapshot_after = _snapshot(lab)
+    return run
+
+
+SNAPSHOT_TASK = "Snapshot the files and kernel settings the roles manage, before the second run"
+
+
+def _snapshot_before_second_run(run, host):
+    r = [t["hosts"][host] for t in run.data["plays"][1]["tasks"]
+         if t["task"]["name"] == SNAPSHOT_TASK and host in t["hosts"]]
+    assert r and not r[0].get("failed") and r[0]["stdout"], (r, run.summary())
+    return r[0]["stdout"] + "\n"
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +220,10 @@ def test_kdump_refuses_kexec_load_disabled_and_changes_nothing(host, refused):
                  "hardening_wins", "kdump_wins"):
         assert text in r["msg"], (text, r["msg"])
     assert _play_changes(refused, 0, host) == []
+    # read on the guest: /etc/default/kdump-tools, the GRUB files, sysctl files byte-for-byte, the kernel's settings
+    assert "etc/default/kdump-tools" in refused.snapshot_before[host] and "boot/grub/grub.cfg" in \
+        refused.snapshot_before[host]
+    assert refused.snapshot_after[host] == refused.snapshot_before[host]
 
 
 # ----------------------------------------------------------------------------------------------- serial_console
@@ -250,6 +289,10 @@ def test_kdump_reboots_then_the_crash_kernel_is_loaded(host, hosts, setup):
 
 def test_every_role_changes_nothing_on_the_second_run(host, setup):
     assert _play_changes(setup, 1, host) == []
+    # and on the guest: the managed files byte-for-byte, the kernel's settings and the units, before and after it
+    before = _snapshot_before_second_run(setup, host)
+    assert "etc/default/grub.d/kdump-tools.cfg" in before and "/sys/kernel/kexec_crash_loaded: 1" in before, before
+    assert setup.snapshot_after[host] == before
     first = _play_changes(setup, 0, host)
     for role in ("sysrq_policy", "serial_console", "kdump"):
         assert any(t.startswith(f"{ROLE_PREFIX}{role} :") for t in first), (role, first)
@@ -266,6 +309,9 @@ def test_recovery_profile_twice_then_keyboard_w_is_refused(host, hosts, recovery
     assert recovery.rc == 0, recovery.summary()
     assert _role_task(recovery, "sysrq_policy", "Set the SysRq enable mask", host)["changed"]
     assert _play_changes(recovery, 1, host) == []
+    before = _snapshot_before_second_run(recovery, host)
+    assert "/proc/sys/kernel/sysrq: 176" in before, before
+    assert recovery.snapshot_after[host] == before
     assert hosts[host].file("/proc/sys/kernel/sysrq").content_string.strip() == "176"
     assert "This sysrq operation is disabled" in keyboard_recovery[host], keyboard_recovery[host][-2000:]
     assert "Show Blocked State" not in keyboard_recovery[host]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import uuid
 
 import pytest
 
@@ -165,19 +166,34 @@ kmsg_readable = os.access("/dev/kmsg", os.R_OK)
 
 
 @pytest.mark.skipif(not kmsg_readable, reason="no readable /dev/kmsg here")
-def test_real_device_seek_end_and_nothing_new():
-    """The real device: after SEEK_END a non-blocking read fails with EAGAIN; the baseline is a number."""
+def test_real_device_seek_end_then_a_new_record():
+    """The real device: after SEEK_END the baseline is the newest record's number, and a record written after it
+    (one line of our own, to the machine's kernel log) wakes wait() and is read with a larger number."""
     source = kmsg.DevKmsg()
     try:
         source.seek_end()
         baseline = source.last_seq()
-        assert baseline is None or baseline >= 0
+        assert isinstance(baseline, int) and baseline >= 0
+        marker = "magic_sysrq.fleet unit test: /dev/kmsg reader check %s" % uuid.uuid4()
+        fd = os.open("/dev/kmsg", os.O_WRONLY)
         try:
-            data = source.read()
-        except OSError as exc:
-            assert exc.errno in (errno.EAGAIN, errno.EPIPE)
-        else:   # something was logged meanwhile: it must be newer than the baseline
-            assert kmsg.parse_record(data)["seq"] > (baseline or -1)
-        assert source.wait(0.01) in (True, False)
+            os.write(fd, ("<6>%s\n" % marker).encode())
+        finally:
+            os.close(fd)
+        assert source.wait(10) is True
+        found = None
+        for _attempt in range(10000):  # records others logged meanwhile come first; each is newer than the baseline
+            try:
+                record = kmsg.parse_record(source.read())
+            except OSError as exc:
+                assert exc.errno in (errno.EAGAIN, errno.EPIPE), exc  # EPIPE: older records overwritten meanwhile
+                if exc.errno == errno.EAGAIN:
+                    assert source.wait(10) is True
+                continue
+            assert record["seq"] > baseline, (record, baseline)
+            if marker in record["message"]:
+                found = record
+                break
+        assert found is not None and found["seq"] > baseline
     finally:
         source.close()

@@ -181,7 +181,9 @@ def test_real_serial_capture_parses():
     path = os.path.join(FIXTURES, "deb13-w.serial.txt")
     text = oob_console.FileConsole(path).read(0)[0]
     tasks = oob_console.parse(oob_console.lines_of(text), ["w"])
-    assert tasks and all(t["state"] == "D" for t in tasks)
+    expected = [("dd", 448, "D"), ("touch", 449, "D"), ("mkdir", 450, "D")]
+    assert [(t["comm"], t["pid"], t["state"]) for t in tasks] == expected
+    assert all(t["frames"] for t in tasks)
 
 
 def test_after_marker():
