@@ -36,6 +36,17 @@ DESTRUCTIVE = frozenset("bceioukfj")
 # Keys whose output is a task dump the parser turns into tasks.
 TASK_DUMP_KEYS = frozenset("twl")
 
+# Keys whose op prints everything inside the write to /proc/sysrq-trigger (__handle_sysrq() calls the op
+# directly and printk() stores each record before it returns), so every record is in the log when the write
+# returns: show-task-states and show-blocked-tasks (show_state_filter()), memory (show_mem()), registers,
+# timers, locks, ftrace, the log level digits, help, and the lines e/i/n/r print. The others finish later:
+# l (backtraces from the other CPUs, by NMI or by a work item on kernels without NMI backtraces), s, u, j
+# (emergency sync / remount / thaw run as work items and print "... complete" afterwards), f (OOM kill work),
+# k (SAK work), and b/c/o (the machine goes away).
+SYNCHRONOUS_OUTPUT_KEYS = frozenset("0123456789dehimnpqrtwzR")
+# Quiet period that ends the capture of keys whose output arrives after the write (seconds).
+ASYNC_SETTLE = 1.0
+
 
 def _entry(name, description, function, note=None):
     return {"name": name, "description": description, "function": function,
@@ -192,6 +203,17 @@ def ignore_termination():
 
 def wants_tasks(keys):
     return any(key in TASK_DUMP_KEYS for key in keys)
+
+
+def output_is_synchronous(keys):
+    """Whether every record ``keys`` make the kernel print is in the log when the last write returned."""
+    return all(key in SYNCHRONOUS_OUTPUT_KEYS for key in keys)
+
+
+def default_settle(keys):
+    """The capture's quiet period when the user sets none: 0 when the output is synchronous (read what is
+    there and stop), :data:`ASYNC_SETTLE` otherwise."""
+    return 0.0 if output_is_synchronous(keys) else ASYNC_SETTLE
 
 
 # --- /proc/sysrq-trigger --------------------------------------------------------------------------------
