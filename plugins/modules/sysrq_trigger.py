@@ -27,6 +27,8 @@ description:
     keyboard and out-of-band paths (see M(magic_sysrq.fleet.sysrq_mask)).
   - Destructive keys (V(b) reboot, V(c) crash, V(e) terminate all, V(i) kill all, V(o) power off, V(u) remount
     read-only, V(k) SAK, V(f) OOM kill, V(j) thaw filesystems) are refused unless O(allow_destructive=true).
+  - On user-mode Linux V(t) panics the kernel (a fault in C(print_worker_info)), so there it is refused like a
+    destructive key unless O(allow_destructive=true).
 options:
   keys:
     description:
@@ -307,6 +309,7 @@ def main():
     try:
         keys = sysrq_keys.validate(params["keys"], params["allow_destructive"])
         sysrq_keys.check_writer_survives(keys)
+        sysrq_keys.check_kernel_quirks(keys, params["allow_destructive"])
     except sysrq_keys.SysRqKeyError as exc:
         module.fail_json(msg=str(exc), keys=[])
     try:

@@ -194,6 +194,32 @@ def check_writer_survives(keys):
             "'e'), or press the whole REISUB on the keyboard with magic_sysrq.fleet.oob_sysrq" % after)
 
 
+CPUINFO = "/proc/cpuinfo"
+
+
+def user_mode_linux():
+    """Whether this host's kernel is user-mode Linux (``vendor_id : User Mode Linux`` in ``/proc/cpuinfo``)."""
+    try:
+        with open(host.host_path(CPUINFO), "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return b"User Mode Linux" in head
+
+
+def check_kernel_quirks(keys, allow_destructive=False):
+    """Refuse keys that crash this kernel although they should only print.
+
+    ``t`` panics user-mode Linux (Debian's 6.1 UML: a kernel mode fault in ``print_worker_info`` while it shows a
+    kworker), so on UML it counts as destructive: refused without ``allow_destructive``.
+    """
+    if "t" in keys and not allow_destructive and user_mode_linux():
+        raise SysRqKeyError(
+            "refusing key 't' (show-task-states) on this user-mode Linux kernel: it panics UML (a kernel mode fault in "
+            "print_worker_info while it shows a kworker) and the host goes down; use 'w' for the blocked tasks, or "
+            "allow_destructive=true to crash it on purpose")
+
+
 def ignore_termination():
     """Keep writing keys after ``e`` (SIGTERM to every process but init): ignore SIGTERM, SIGHUP (the SSH session
     that started this process ends) and SIGPIPE (its output has nowhere to go)."""

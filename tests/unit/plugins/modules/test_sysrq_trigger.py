@@ -246,3 +246,23 @@ def test_end_condition(host_root, keys, settle, expect_settle, expect_done):
 
 def test_l_without_sysfs_uses_the_quiet_period(host_root):
     assert sysrq_trigger.end_condition(["l"], None, 30.0)["done"] is None
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_t_is_refused_on_user_mode_linux(lab, host_root, run_module, check_mode):
+    (host_root / "proc/cpuinfo").write_text("processor\t: 0\nvendor_id\t: User Mode Linux\nmodel name\t: UML\n")
+    result = run_module(sysrq_trigger, dict(keys="t", **FAST), check_mode=check_mode)
+    assert result["failed"] is True and "user-mode Linux" in result["msg"] and "print_worker_info" in result["msg"]
+    assert "use 'w'" in result["msg"] and lab.written == []
+    assert not run_module(sysrq_trigger, dict(keys="w", **FAST), check_mode=check_mode).get("failed")
+
+
+def test_t_on_user_mode_linux_with_consent(lab, host_root, run_module):
+    (host_root / "proc/cpuinfo").write_text("vendor_id\t: User Mode Linux\n")
+    result = run_module(sysrq_trigger, dict(keys="t", allow_destructive=True, **FAST))
+    assert not result.get("failed") and lab.written == ["t"]
+
+
+def test_t_elsewhere_is_not_destructive(lab, host_root, run_module):
+    (host_root / "proc/cpuinfo").write_text("vendor_id\t: GenuineIntel\n")
+    assert run_module(sysrq_trigger, dict(keys="t", **FAST))["keys"] == ["t"]
