@@ -14,7 +14,11 @@ description:
     (log_level, dumps, sync, remount, reboot = 186) and V(custom) (exactly one of C(functions) and C(mask)).
 options:
   _input:
-    description: A dict with C(profile), and C(functions), C(mask), C(nmi), C(always_enabled) as needed.
+    description:
+      - A dict with C(profile), and C(functions), C(mask), C(nmi), C(always_enabled), C(log_buf_len) as needed.
+      - C(log_buf_len) is V(auto) or a power-of-two size from V(1M) to V(2G); with V(auto) and C(threads) (the
+        host's thread count) the size is computed by the rule in docs/performance.md (2 KiB a thread, times 2,
+        rounded up to a power of two, at least 1M).
     type: dict
     required: true
 author:
@@ -47,6 +51,10 @@ _value:
     always_enabled:
       description: Whether sysrq_always_enabled must be on the command line (null when not managed).
       type: bool
+    log_buf_len:
+      description: The C(log_buf_len=) size for the kernel command line (V(auto) until C(threads) is given; null when
+        not managed).
+      type: str
 """
 
 from ansible.errors import AnsibleFilterError
@@ -58,9 +66,10 @@ def sysrq_policy(value):
     if not isinstance(value, dict):
         raise AnsibleFilterError("sysrq_policy takes a dict (profile, functions, mask, nmi, always_enabled), got %r"
                                  % (value,))
-    unknown = set(value) - {"profile", "functions", "mask", "nmi", "always_enabled"}
+    unknown = set(value) - {"profile", "functions", "mask", "nmi", "always_enabled", "log_buf_len", "threads"}
     if unknown:
-        raise AnsibleFilterError("unknown policy field(s) %s: expected profile, functions, mask, nmi, always_enabled"
+        raise AnsibleFilterError("unknown policy field(s) %s: expected profile, functions, mask, nmi, always_enabled, "
+                                 "log_buf_len, threads"
                                  % ", ".join(sorted(unknown)))
     try:
         return normalize(**value)

@@ -274,8 +274,22 @@ class Fleet:
         return result
 
     def running(self, name: str, state: dict | None = None) -> bool:
+        """Whether kernel ``name`` runs: its process is alive and it has not panicked (a panicked UML hangs)."""
         info = (state or self.state())["hosts"].get(name)
-        return bool(info) and _alive(info["pid"])
+        if not info or not _alive(info["pid"]):
+            return False
+        try:
+            with open(info["console"], "rb") as handle:
+                handle.seek(max(0, os.path.getsize(info["console"]) - 65536))
+                panicked = b"Kernel panic - not syncing" in handle.read()
+        except OSError:
+            panicked = False
+        if panicked:
+            try:
+                os.killpg(info["pgid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return not panicked
 
     def names(self) -> list[str]:
         return sorted(self.state()["hosts"])
@@ -335,6 +349,7 @@ class Fleet:
         totals = []
         sessions = {info["pgid"] for info in state["hosts"].values() if _alive(info["pid"])}
         per = dict.fromkeys(sessions, 0)
+        seen = set()
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
@@ -345,11 +360,17 @@ class Fleet:
             if sid in per:
                 try:
                     with open(f"/proc/{entry}/smaps_rollup") as handle:
-                        for line in handle:
-                            if line.startswith("Pss:"):
-                                per[sid] += int(line.split()[1])
+                        rollup = handle.read()
                 except OSError:
-                    pass
+                    continue
+                # UML's helper processes share the kernel's address space (CLONE_VM) and report the same
+                # rollup: count each address space once
+                if (sid, rollup) in seen:
+                    continue
+                seen.add((sid, rollup))
+                for line in rollup.splitlines():
+                    if line.startswith("Pss:"):
+                        per[sid] += int(line.split()[1])
         totals = list(per.values())
         return round(sum(totals) / len(totals) / 1024, 1) if totals else 0.0
 
@@ -362,11 +383,42 @@ class Fleet:
         except ProcessLookupError:
             pass
 
+    def _kernel_pids(self, name: str) -> list[int]:
+        """The host processes of kernel ``name`` that are the kernel itself, not its user processes.
+
+        UML runs each of its user processes as a host process it traces (ptrace): those must not get job-control
+        signals (a SIGSTOP becomes a ptrace stop the kernel does not expect). Stopping the kernel's own processes
+        freezes the whole machine, user processes included, like a hypervisor pausing a VM."""
+        sid = self.state()["hosts"][name]["pgid"]
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if os.getsid(int(entry)) != sid:
+                    continue
+                with open(f"/proc/{entry}/status") as handle:
+                    tracer = [line for line in handle if line.startswith("TracerPid:")]
+            except OSError:
+                continue
+            if tracer and tracer[0].split()[1] == "0":
+                pids.append(int(entry))
+        return pids
+
     def stop(self, name: str) -> None:
-        self.signal(name, signal.SIGSTOP)
+        """Freeze kernel ``name`` (SIGSTOP to the kernel's own processes): it answers nothing until :meth:`resume`."""
+        for pid in self._kernel_pids(name):
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
 
     def resume(self, name: str) -> None:
-        self.signal(name, signal.SIGCONT)
+        for pid in self._kernel_pids(name):
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
     def kill(self, name: str) -> None:
         self.signal(name, signal.SIGKILL)
