@@ -14,7 +14,11 @@ description:
     (log_level, dumps, sync, remount, reboot = 186) and V(custom) (exactly one of C(functions) and C(mask)).
 options:
   _input:
-    description: A dict with C(profile), and C(functions), C(mask), C(nmi), C(always_enabled) as needed.
+    description:
+      - A dict with C(profile), and C(functions), C(mask), C(nmi), C(always_enabled), C(log_buf_len) as needed.
+      - C(log_buf_len) is V(auto) or a power-of-two size from V(1M) to V(2G); with V(auto) and C(threads) (the
+        host's thread count) the size is computed by the rule in docs/performance.md (2 KiB a thread, times 2,
+        rounded up to a power of two, at least 1M).
     type: dict
     required: true
 author:
@@ -47,6 +51,10 @@ _value:
     always_enabled:
       description: Whether sysrq_always_enabled must be on the command line (null when not managed).
       type: bool
+    log_buf_len:
+      description: The C(log_buf_len=) size for the kernel command line (V(auto) until C(threads) is given; null when
+        not managed).
+      type: str
 """
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq.policy import FIELDS, PolicyError, normalize

@@ -13,8 +13,13 @@ description:
     produce from C(/dev/kmsg), and for the dump keys V(t), V(w) and V(l) parses the task stacks, all in one
     module call.
   - The capture starts at the end of the log before the first key is written, runs in the background while
-    the kernel prints (a V(t) dump blocks the write while slow consoles print it), and ends when no record
-    arrived for O(settle) seconds or O(timeout) seconds after the last key.
+    the kernel prints (a V(t) dump blocks the write while slow consoles print it), and ends when the output is
+    complete. The keys V(w), V(t), V(m), V(p), V(q), V(d), V(z), V(h), V(e), V(i), V(n), V(r), V(R) and the
+    digits print everything inside the write, so their records are all in the log when it returns: the module
+    reads them and returns at once, with no waiting. V(l) ends as soon as every online CPU's backtrace arrived
+    (then 0.2 s without a new record, for the last CPU's stack), or after O(settle) seconds without a new
+    record. Other keys (V(s), V(u), V(j), V(f), V(k)) finish in the background and end after O(settle) quiet
+    seconds. O(timeout) bounds them all.
   - When the kernel's ring buffer overwrote records before they were read, the result says how many in
     RV(lost_records) and the module warns; the output is never silently truncated. A larger C(log_buf_len=)
     on the kernel command line (M(magic_sysrq.fleet.kernel_cmdline)) keeps whole dumps.
@@ -22,6 +27,8 @@ description:
     keyboard and out-of-band paths (see M(magic_sysrq.fleet.sysrq_mask)).
   - Destructive keys (V(b) reboot, V(c) crash, V(e) terminate all, V(i) kill all, V(o) power off, V(u) remount
     read-only, V(k) SAK, V(f) OOM kill, V(j) thaw filesystems) are refused unless O(allow_destructive=true).
+  - On user-mode Linux V(t) panics the kernel (a fault in C(print_worker_info)), so there it is refused like a
+    destructive key unless O(allow_destructive=true).
 options:
   keys:
     description:
@@ -56,9 +63,12 @@ options:
     default: 30.0
   settle:
     description:
-      - Capturing ends when no new kernel log record arrived for this many seconds.
+      - Seconds without a new kernel log record that end the capture.
+      - When not set, V(0) for keys that print everything inside the write (V(w), V(t), V(m) and the others
+        listed above: the capture ends when the write returns) and V(1) for the others (V(l), V(s), V(u), ...).
+      - Set it to wait for records something else prints after the keys, for example V(2) after V(w) for a
+        hung-task report that may follow.
     type: float
-    default: 1.0
 extends_documentation_fragment:
   - magic_sysrq.fleet.attributes
 attributes:
@@ -102,10 +112,9 @@ EXAMPLES = r"""
   loop_control:
     label: "{{ item.comm }}"
 
-- name: Dump every task, waiting up to two minutes for a big dump to settle
+- name: Dump every task, waiting up to two minutes while slow consoles print it
   magic_sysrq.fleet.sysrq_trigger:
     keys: t
-    settle: 2
     timeout: 120
   become: true
   register: all_tasks
@@ -237,7 +246,7 @@ records:
   type: int
   sample: 42
 timed_out:
-  description: Whether capturing stopped at O(timeout) rather than because the output settled.
+  description: Whether capturing stopped at O(timeout) rather than because the output was complete.
   returned: success
   type: bool
   sample: false
@@ -265,9 +274,21 @@ def check_numbers(params):
         problems.append("delay must be >= 0 seconds (got %s)" % params["delay"])
     if params["timeout"] <= 0:
         problems.append("timeout must be > 0 seconds (got %s)" % params["timeout"])
-    if params["settle"] < 0:
+    if params["settle"] is not None and params["settle"] < 0:
         problems.append("settle must be >= 0 seconds (got %s)" % params["settle"])
     return problems
+
+
+def end_condition(keys, settle, timeout):
+    """The arguments of ``Capture.finish`` for ``keys``: see the module's description."""
+    if settle is None:
+        settle = sysrq_keys.default_settle(keys)
+    done = None
+    if "l" in keys and all(key == "l" or key in sysrq_keys.SYNCHRONOUS_OUTPUT_KEYS for key in keys):
+        cpus = kmsg.online_cpus()
+        if cpus:
+            done = kmsg.CpuBacktraces(cpus)
+    return dict(settle=settle, timeout=timeout, done=done)
 
 
 def main():
@@ -277,7 +298,7 @@ def main():
             delay=dict(type="float", default=0.0),
             allow_destructive=dict(type="bool", default=False),
             timeout=dict(type="float", default=30.0),
-            settle=dict(type="float", default=1.0),
+            settle=dict(type="float"),
         ),
         supports_check_mode=True,
     )
@@ -288,6 +309,7 @@ def main():
     try:
         keys = sysrq_keys.validate(params["keys"], params["allow_destructive"])
         sysrq_keys.check_writer_survives(keys)
+        sysrq_keys.check_kernel_quirks(keys, params["allow_destructive"])
     except sysrq_keys.SysRqKeyError as exc:
         module.fail_json(msg=str(exc), keys=[])
     try:
@@ -322,7 +344,7 @@ def main():
         module.fail_json(msg=str(exc), keys=keys, changed=False)
 
     if capture is not None:
-        captured = capture.finish(settle=params["settle"], timeout=params["timeout"])
+        captured = capture.finish(**end_condition(keys, params["settle"], params["timeout"]))
         result.update(captured=True, output=captured["output"], records=captured["records"],
                       lost_records=captured["lost_records"], timed_out=captured["timed_out"])
         if captured["error"]:

@@ -12,8 +12,17 @@ when a record arrives.
 
 :class:`Capture` opens the device and seeks to its end before the action, reads in a background thread
 while the action runs (a ``t`` written to ``/proc/sysrq-trigger`` blocks while the kernel prints to slow
-consoles, and a reader that keeps up loses nothing), then stops when nothing new arrived for ``settle``
-seconds or ``timeout`` seconds passed. It never truncates silently: lost records are counted.
+consoles, and a reader that keeps up loses nothing), then ends when the output is complete:
+
+* ``settle=0``: the action's records were all stored before it returned (keys whose op prints inside the
+  write to ``/proc/sysrq-trigger``): read every record there is now and stop, with no waiting;
+* ``done``: a predicate over the records read so far that says the output is complete (for ``l``, every
+  online CPU's backtrace header, :class:`CpuBacktraces`); once true, ``done_quiet`` seconds without a new
+  record end the capture (the last CPU's stack lines), however long ``settle`` is;
+* otherwise when nothing new arrived for ``settle`` seconds;
+* and always after ``timeout`` seconds.
+
+It never truncates silently: lost records are counted.
 """
 
 from __future__ import annotations
@@ -33,6 +42,11 @@ BASELINE_MAX_READS = 1000000
 FINAL_DRAIN_MAX = 100000    # records read after the reader stopped: bounds the work when the kernel never stops
 
 _ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
+# A CPU's part of an "l" dump starts with one of these (nmi_cpu_backtrace(); showacpu() and
+# sysrq_handle_showallcpus() on kernels without NMI backtraces, UML among them).
+_CPU_BACKTRACE = re.compile(r"(?:NMI backtrace for cpu (\d+)|CPU(\d+):\s*$)").match
+CPU_ONLINE = "/sys/devices/system/cpu/online"
+DONE_QUIET = 0.2
 
 
 class KmsgError(OSError):
@@ -83,6 +97,52 @@ def parse_record(data):
                 fields[unescape(key)] = unescape(value)
     record["fields"] = fields
     return record
+
+
+def parse_cpu_list(text):
+    """``0-3,6`` (the kernel's CPU list format) -> set of CPU numbers; None when it does not parse."""
+    cpus = set()
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        first, _dash, last = part.partition("-")
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError:
+            return None
+        if high < low or high - low > 65536:
+            return None
+        cpus.update(range(low, high + 1))
+    return cpus or None
+
+
+def online_cpus(path=CPU_ONLINE):
+    """The online CPUs of the host (a set), or None when ``/sys`` does not say."""
+    try:
+        with open(host.host_path(path)) as handle:      # pylint: disable=unspecified-encoding
+            return parse_cpu_list(handle.read())
+    except OSError:
+        return None
+
+
+class CpuBacktraces:
+    """A ``done`` predicate for :meth:`Capture.finish`: true once every CPU in ``cpus`` started its backtrace.
+
+    Incremental: each call looks only at the records added since the previous call.
+    """
+
+    def __init__(self, cpus):
+        self.cpus = set(cpus)
+        self.seen = set()
+        self._index = 0
+
+    def __call__(self, records):
+        for record in records[self._index:]:
+            match = _CPU_BACKTRACE(record["message"])
+            if match is not None:
+                self.seen.add(int(match.group(1) or match.group(2)))
+        self._index = len(records)
+        return self.cpus <= self.seen
 
 
 class DevKmsg:
@@ -247,20 +307,26 @@ class Capture:
         if seconds > 0:
             self.sleep(seconds)
 
-    def finish(self, settle=1.0, timeout=30.0):
-        """Wait until no record arrived for ``settle`` seconds, at most ``timeout`` seconds; stop reading.
+    def finish(self, settle=1.0, timeout=30.0, done=None, done_quiet=DONE_QUIET):
+        """Wait until the output is complete (see the module docstring), at most ``timeout`` seconds; stop reading.
 
-        Returns :meth:`result`.
+        ``settle=0`` reads what is there and stops. ``done(records)`` true shortens the quiet period to
+        ``done_quiet``. Returns :meth:`result`.
         """
         start = self.clock()
         self.mark()
         timed_out = False
+        complete = False
         while True:
             now = self.clock()
             if now - start >= timeout:
                 timed_out = True
                 break
             quiet = now - self.last_activity
+            if done is not None and not complete:
+                complete = bool(done(self.records))
+                if complete:
+                    settle = min(settle, done_quiet)
             if quiet >= settle:
                 break
             if self._thread is None or not self._thread.is_alive():

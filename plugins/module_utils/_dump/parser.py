@@ -17,7 +17,8 @@ Layouts understood (``sched_show_task()`` in kernel/sched/core.c):
 * ``l`` (and NMI backtraces): ``NMI backtrace for cpu N`` then ``CPU: N [UID: u] PID: p Comm: c ...``;
   ``NMI backtrace for cpu N skipped: idling at SYM+off/len``; the fallback ``CPUn:`` form.
 
-Frames are ``func+0x12/0x34 [module]`` (also ``[<address>] func+...`` from old kernels and bare addresses);
+Frames are ``func+0x12/0x34 [module]`` (also ``[<address>] func+...`` from old kernels and user-mode Linux,
+and bare addresses);
 a ``? `` prefix marks an unreliable frame, kept apart in ``unreliable_frames``. Frames are reduced to the
 function name, innermost first as printed. Register dumps (``RIP:``, ``RSP:``, ``RAX:``, ``Code:``),
 ``Call Trace:`` and ``<TASK>``/``<IRQ>``/``<NMI>`` markers are skipped.
@@ -72,6 +73,9 @@ _OLD_ALT = (r"([^\n]{1,16}? [A-Za-z] +(?:running task +|[0-9a-f]{8,16} +)?\d+ +\
 # Modern kernels (a "task:" header anywhere): no old-layout headers, no "[<address>]" frame prefix.
 _SCAN = re.compile(r"\n(?:%s|%s|%s|(x(?!x)x))" % (
     _FRAME_ALT % {"addr": ""}, _SPECIAL_ALT, _CONT_ALT)).findall
+# User-mode Linux: modern headers, frames " [<6006aed2>] kthreadd+0xaa/0x131" (and " [<...>] ? sym+...").
+_SCAN_UML = re.compile(r"\n(?:%s|%s|%s|(x(?!x)x))" % (
+    _FRAME_ALT % {"addr": r"(?:\[<[0-9a-f]+>\] )?"}, _SPECIAL_ALT, _CONT_ALT)).findall
 _SCAN_LEGACY = re.compile(r"\n(?:%s|%s|%s|%s)" % (
     _FRAME_ALT % {"addr": r"(?:\[<[0-9a-f]+>\] )?"}, _SPECIAL_ALT, _CONT_ALT, _OLD_ALT)).findall
 
@@ -178,7 +182,7 @@ def parse_messages(text):
     kworker runs, or last ran when idle) and ``work`` (the work function it runs); for CPU backtraces:
     ``cpu`` (and ``idle: true`` for a CPU the kernel skipped as idling).
     """
-    scan = _SCAN if "task:" in text else _SCAN_LEGACY
+    scan = (_SCAN_UML if "\n [<" in text else _SCAN) if "task:" in text else _SCAN_LEGACY
     tasks = []
     append_task = tasks.append
     cur = None           # the task whose trace lines are being read

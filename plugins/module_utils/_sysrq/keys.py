@@ -36,6 +36,17 @@ DESTRUCTIVE = frozenset("bceioukfj")
 # Keys whose output is a task dump the parser turns into tasks.
 TASK_DUMP_KEYS = frozenset("twl")
 
+# Keys whose op prints everything inside the write to /proc/sysrq-trigger (__handle_sysrq() calls the op
+# directly and printk() stores each record before it returns), so every record is in the log when the write
+# returns: show-task-states and show-blocked-tasks (show_state_filter()), memory (show_mem()), registers,
+# timers, locks, ftrace, the log level digits, help, and the lines e/i/n/r print. The others finish later:
+# l (backtraces from the other CPUs, by NMI or by a work item on kernels without NMI backtraces), s, u, j
+# (emergency sync / remount / thaw run as work items and print "... complete" afterwards), f (OOM kill work),
+# k (SAK work), and b/c/o (the machine goes away).
+SYNCHRONOUS_OUTPUT_KEYS = frozenset("0123456789dehimnpqrtwzR")
+# Quiet period that ends the capture of keys whose output arrives after the write (seconds).
+ASYNC_SETTLE = 1.0
+
 
 def _entry(name, description, function, note=None):
     return {"name": name, "description": description, "function": function,
@@ -183,6 +194,32 @@ def check_writer_survives(keys):
             "'e'), or press the whole REISUB on the keyboard with magic_sysrq.fleet.oob_sysrq" % after)
 
 
+CPUINFO = "/proc/cpuinfo"
+
+
+def user_mode_linux():
+    """Whether this host's kernel is user-mode Linux (``vendor_id : User Mode Linux`` in ``/proc/cpuinfo``)."""
+    try:
+        with open(host.host_path(CPUINFO), "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return b"User Mode Linux" in head
+
+
+def check_kernel_quirks(keys, allow_destructive=False):
+    """Refuse keys that crash this kernel although they should only print.
+
+    ``t`` panics user-mode Linux (Debian's 6.1 UML: a kernel mode fault in ``print_worker_info`` while it shows a
+    kworker), so on UML it counts as destructive: refused without ``allow_destructive``.
+    """
+    if "t" in keys and not allow_destructive and user_mode_linux():
+        raise SysRqKeyError(
+            "refusing key 't' (show-task-states) on this user-mode Linux kernel: it panics UML (a kernel mode fault in "
+            "print_worker_info while it shows a kworker) and the host goes down; use 'w' for the blocked tasks, or "
+            "allow_destructive=true to crash it on purpose")
+
+
 def ignore_termination():
     """Keep writing keys after ``e`` (SIGTERM to every process but init): ignore SIGTERM, SIGHUP (the SSH session
     that started this process ends) and SIGPIPE (its output has nowhere to go)."""
@@ -192,6 +229,17 @@ def ignore_termination():
 
 def wants_tasks(keys):
     return any(key in TASK_DUMP_KEYS for key in keys)
+
+
+def output_is_synchronous(keys):
+    """Whether every record ``keys`` make the kernel print is in the log when the last write returned."""
+    return all(key in SYNCHRONOUS_OUTPUT_KEYS for key in keys)
+
+
+def default_settle(keys):
+    """The capture's quiet period when the user sets none: 0 when the output is synchronous (read what is
+    there and stop), :data:`ASYNC_SETTLE` otherwise."""
+    return 0.0 if output_is_synchronous(keys) else ASYNC_SETTLE
 
 
 # --- /proc/sysrq-trigger --------------------------------------------------------------------------------

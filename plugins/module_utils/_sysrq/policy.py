@@ -17,17 +17,74 @@ PROFILES = {
 }
 CUSTOM = "custom"
 
+# log_buf_len= on the kernel command line: the size of the kernel's log ring buffer. A whole SysRq t dump must fit
+# in it, because the kernel prints the dump inside the write to /proc/sysrq-trigger faster than any reader drains
+# it. A t dump prints about 15 records a task (header, a dozen frames, markers: measured 31,000 records for
+# 2,100 tasks); the ring stores each record's text with an 8-byte header, 8-byte aligned, about 56 bytes, so
+# 15 * 56 = 840 bytes a task. The rule: 2 KiB a thread (the 840 bytes, room for the sched-debug tables and for
+# other messages during the dump), times 2 for growth, rounded up to a power of two (the kernel rounds anyway),
+# at least 1 MiB, at most the kernel's 2 GiB. 1,000 threads -> 4M; 2,000 -> 8M; 10,000 -> 64M; 50,000 -> 256M.
+LOG_BUF_AUTO = "auto"
+LOG_BUF_BYTES_PER_THREAD = 2048
+LOG_BUF_GROWTH = 2
+LOG_BUF_MIN = 1 << 20
+LOG_BUF_MAX = 1 << 31
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
 
 # The fields of a policy, as the sysrq_policy role and filter take them.
-FIELDS = ("profile", "functions", "mask", "nmi", "always_enabled")
+FIELDS = ("profile", "functions", "mask", "nmi", "always_enabled", "log_buf_len", "threads")
 
 
 class PolicyError(ValueError):
     """A policy that cannot be applied; the message says what is wrong and what is allowed."""
 
 
-def normalize(profile="recovery", functions=None, mask=None, nmi=None, always_enabled=None):
-    """Validate a policy and return it as ``{profile, mask, functions, nmi, always_enabled}``."""
+def _size_text(size):
+    for unit in ("G", "M", "K"):
+        if size % _UNITS[unit] == 0:
+            return "%d%s" % (size // _UNITS[unit], unit)
+    return str(size)
+
+
+def log_buf_len_for(threads):
+    """The ``log_buf_len=`` value for a host running ``threads`` threads (the rule above), e.g. ``8M``."""
+    threads = int(threads)
+    if threads < 0:
+        raise PolicyError("threads must be >= 0, got %d" % threads)
+    want = max(LOG_BUF_MIN, threads * LOG_BUF_BYTES_PER_THREAD * LOG_BUF_GROWTH)
+    size = 1 << (want - 1).bit_length()
+    return _size_text(min(size, LOG_BUF_MAX))
+
+
+def parse_log_buf_len(value):
+    """``auto``, a size with an optional K/M/G suffix (``8M``), or bytes -> ``auto`` or the size as ``8M``.
+
+    None stays None (the command line is left alone)."""
+    if value is None:
+        return None
+    text = str(value).strip().upper()
+    if text == LOG_BUF_AUTO.upper():
+        return LOG_BUF_AUTO
+    number, unit = (text[:-1], text[-1]) if text[-1:] in ("K", "M", "G") else (text, "")
+    if not number.isdigit() or isinstance(value, bool):
+        raise PolicyError("log_buf_len must be auto or a size such as 8M, 64M or 1G (bytes with an optional K, M or G "
+                          "suffix), got %r" % (value,))
+    size = int(number) * _UNITS[unit]
+    if not LOG_BUF_MIN <= size <= LOG_BUF_MAX:
+        raise PolicyError("log_buf_len must be between 1M and 2G (the kernel's limit), got %r" % (value,))
+    if size & (size - 1):
+        raise PolicyError("log_buf_len must be a power of two (the kernel rounds it up anyway): %r; for example %s"
+                          % (value, _size_text(1 << (size - 1).bit_length())))
+    return _size_text(size)
+
+
+def normalize(profile="recovery", functions=None, mask=None, nmi=None, always_enabled=None, log_buf_len=None,
+              threads=None):
+    """Validate a policy and return it as ``{profile, mask, functions, nmi, always_enabled, log_buf_len}``.
+
+    ``log_buf_len``: None (leave the command line alone), ``auto`` (sized from ``threads`` when given, see
+    :func:`log_buf_len_for`) or a size."""
     if profile not in PROFILES and profile != CUSTOM:
         raise PolicyError("unknown profile %r: expected one of %s" % (profile, ", ".join(list(PROFILES) + [CUSTOM])))
     try:
@@ -46,8 +103,14 @@ def normalize(profile="recovery", functions=None, mask=None, nmi=None, always_en
         raise PolicyError("nmi: %s" % exc) from None
     if always_enabled not in (None, True, False):
         raise PolicyError("always_enabled must be true, false or null, got %r" % (always_enabled,))
+    buf = parse_log_buf_len(log_buf_len)
+    if buf == LOG_BUF_AUTO and threads is not None:
+        try:
+            buf = log_buf_len_for(threads)
+        except (TypeError, ValueError) as exc:
+            raise PolicyError("threads must be a number of threads, got %r (%s)" % (threads, exc)) from None
     return {"profile": profile, "mask": value, "functions": decode(value), "nmi": settings,
-            "always_enabled": always_enabled}
+            "always_enabled": always_enabled, "log_buf_len": buf}
 
 
 def problems(facts, policy):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
+import time
 import uuid
 
 import pytest
@@ -197,3 +199,85 @@ def test_real_device_seek_end_then_a_new_record():
         assert found is not None and found["seq"] > baseline
     finally:
         source.close()
+
+
+# --- end conditions: synchronous output, CPU backtraces, quiet period --------------------------------
+
+def test_settle_zero_reads_what_is_there_and_returns_at_once():
+    """w/t/m print inside the write: every record is stored when it returns, so nothing is waited for."""
+    source = FakeKmsg(baseline=100)
+    cap = kmsg.Capture(source=source)
+    cap.start()
+    source.push(*[record(101 + i, "line %d" % i) for i in range(500)])   # stored "inside the write"
+    started = time.monotonic()
+    result = cap.finish(settle=0, timeout=30)
+    assert time.monotonic() - started < 0.5
+    assert result["records"] == 500 and result["output"][-1] == "line 499" and result["timed_out"] is False
+
+
+def test_settle_zero_does_not_wait_for_late_records():
+    source = FakeKmsg(baseline=0)
+    cap = kmsg.Capture(source=source)
+    cap.start()
+    source.push(record(1, "sysrq: Show Blocked State"))
+    late = threading.Timer(0.5, lambda: source.push(record(2, "printed later")))
+    late.start()
+    try:
+        result = cap.finish(settle=0, timeout=30)
+    finally:
+        late.cancel()
+    assert result["output"] == ["sysrq: Show Blocked State"]
+
+
+def backtrace(seq, cpu, nmi=True):
+    head = "NMI backtrace for cpu %d" % cpu if nmi else "CPU%d:" % cpu
+    return [record(seq, head), record(seq + 1, "CPU: %d PID: 9 Comm: sh Not tainted 6.1.0 #1" % cpu),
+            record(seq + 2, " show_stack+0x1/0x2"), record(seq + 3, " showacpu+0x3/0x4")]
+
+
+@pytest.mark.parametrize("nmi", [True, False])
+def test_l_ends_when_every_cpu_reported_not_after_the_quiet_period(nmi):
+    """CPU 1's backtrace arrives 0.3 s after the write: it is waited for, then 0.2 s of quiet ends the capture."""
+    source = FakeKmsg(baseline=10)
+    cap = kmsg.Capture(source=source)
+    cap.start()
+    source.push(record(11, "sysrq: Show backtrace of all active CPUs"), *backtrace(12, 0, nmi))
+    late = threading.Timer(0.3, lambda: source.push(*backtrace(16, 1, nmi)))
+    late.start()
+    started = time.monotonic()
+    result = cap.finish(settle=5.0, timeout=30, done=kmsg.CpuBacktraces({0, 1}))
+    elapsed = time.monotonic() - started
+    assert 0.3 <= elapsed < 2.0
+    assert result["records"] == 9 and result["output"][-1] == " showacpu+0x3/0x4"
+    assert [t["cpu"] for t in sysrq_tasks.parse_lines(result["output"])] == [0, 1]
+
+
+def test_l_with_a_missing_cpu_falls_back_to_the_quiet_period():
+    source = FakeKmsg(baseline=10)
+    cap = kmsg.Capture(source=source)
+    cap.start()
+    source.push(*backtrace(11, 0))
+    started = time.monotonic()
+    result = cap.finish(settle=0.4, timeout=30, done=kmsg.CpuBacktraces({0, 1}))
+    assert 0.4 <= time.monotonic() - started < 2.0 and result["records"] == 4 and not result["timed_out"]
+
+
+def test_cpu_backtraces_is_incremental():
+    done = kmsg.CpuBacktraces({0, 2})
+    records = [kmsg.parse_record(r) for r in backtrace(1, 0)]
+    assert done(records) is False and done.seen == {0}
+    records += [kmsg.parse_record(record(9, "NMI backtrace for cpu 2 skipped: idling at intel_idle+0x1/0x2"))]
+    assert done(records) is True and done.seen == {0, 2}
+
+
+@pytest.mark.parametrize("text, cpus", [("0\n", {0}), ("0-3\n", {0, 1, 2, 3}), ("0-1,4,6-7", {0, 1, 4, 6, 7}),
+                                        ("", None), ("x", None), ("3-1", None)])
+def test_parse_cpu_list(text, cpus):
+    assert kmsg.parse_cpu_list(text) == cpus
+
+
+def test_online_cpus_from_sysfs(host_root):
+    assert kmsg.online_cpus() is None
+    (host_root / "sys/devices/system/cpu").mkdir(parents=True)
+    (host_root / "sys/devices/system/cpu/online").write_text("0-1\n")
+    assert kmsg.online_cpus() == {0, 1}

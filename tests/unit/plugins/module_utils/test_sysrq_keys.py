@@ -197,3 +197,17 @@ def test_write_key_errors(host_root, monkeypatch):
     with pytest.raises(k.TriggerError) as err:
         k.write_key("w")
     assert "Read-only file system" in str(err.value)
+
+
+@pytest.mark.parametrize("keys, synchronous, settle", [
+    ("w", True, 0.0), ("t", True, 0.0), ("m", True, 0.0), ("tw5", True, 0.0), ("l", False, 1.0),
+    ("s", False, 1.0), ("wu", False, 1.0), ("b", False, 1.0),
+])
+def test_which_keys_print_inside_the_write(keys, synchronous, settle):
+    assert k.output_is_synchronous(list(keys)) is synchronous
+    assert k.default_settle(list(keys)) == settle
+
+
+def test_synchronous_keys_are_real_keys_and_exclude_the_late_ones():
+    assert k.SYNCHRONOUS_OUTPUT_KEYS <= set(k.KEYS)
+    assert not k.SYNCHRONOUS_OUTPUT_KEYS & set("lsujfkbco")

@@ -59,3 +59,47 @@ def test_nmi_and_always_enabled():
     assert found == ["sysrq_always_enabled is on the kernel command line, policy says it must not be there",
                      "unknown_nmi_panic is 0, policy is 1",
                      "unknown_nmi_panic after reboot is the kernel default, policy is 1"]
+
+
+# --- log_buf_len: a kernel log big enough for a whole t dump -------------------------------------------------
+
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq import policy as policy_mod  # noqa: E402
+
+
+@pytest.mark.parametrize("threads, size", [
+    (0, "1M"), (100, "1M"), (256, "1M"), (257, "2M"), (1000, "4M"), (2000, "8M"), (2100, "16M"), (10000, "64M"),
+    (50000, "256M"), (10 ** 7, "2G"),
+])
+def test_log_buf_len_rule(threads, size):
+    assert policy_mod.log_buf_len_for(threads) == size
+
+
+def test_log_buf_len_rule_covers_the_measured_t_dump():
+    """2,100 tasks printed about 31,000 records (15 a task) of about 56 bytes each in the ring: 1.7 MB."""
+    needed = 31000 * 56
+    assert policy_mod.log_buf_len_for(2100) == "16M" and 16 << 20 >= 4 * needed
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, None), ("auto", "auto"), ("AUTO", "auto"), ("8M", "8M"), ("8m", "8M"), ("16384K", "16M"),
+    ("1G", "1G"), (1048576, "1M"), ("2G", "2G"),
+])
+def test_log_buf_len_values(value, expected):
+    assert normalize(profile="debuggable", log_buf_len=value)["log_buf_len"] == expected
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("12M", "power of two (the kernel rounds it up anyway): '12M'; for example 16M"),
+    ("512K", "between 1M and 2G"), ("4G", "between 1M and 2G"), ("lots", "auto or a size such as 8M"),
+    ("-8M", "auto or a size"), (True, "auto or a size"),
+])
+def test_bad_log_buf_len(value, fragment):
+    with pytest.raises(PolicyError, match=None) as err:
+        normalize(profile="debuggable", log_buf_len=value)
+    assert fragment in str(err.value)
+
+
+def test_auto_resolved_with_the_thread_count():
+    assert normalize(profile="debuggable", log_buf_len="auto", threads=2000)["log_buf_len"] == "8M"
+    assert normalize(profile="debuggable", log_buf_len="16M", threads=2000)["log_buf_len"] == "16M"
+    assert normalize(profile="debuggable")["log_buf_len"] is None

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 
 import pytest
 
@@ -200,3 +202,67 @@ def test_timeout_bounds_the_capture(lab, run_module, monkeypatch):
 def test_bad_numbers(lab, run_module, args, fragment):
     result = run_module(sysrq_trigger, dict(keys="w", **args))
     assert result["failed"] is True and fragment in result["msg"] and lab.written == []
+
+
+# --- the end of the capture ------------------------------------------------------------------------
+
+def test_w_without_settle_returns_when_the_write_returns(lab, run_module):
+    """No fixed settle second: w's records are all in the log when the write returns."""
+    records, baseline = real_records("deb13-w.kmsg.txt")
+    lab.source.baseline = baseline
+    lab.prints["w"] = records
+    started = time.monotonic()
+    result = run_module(sysrq_trigger, dict(keys="w"))
+    assert time.monotonic() - started < 0.7
+    assert result["records"] == len(records) and result["task_states"] == {"D": 3}
+
+
+def test_l_waits_for_the_backtraces_of_the_other_cpus(lab, host_root, run_module):
+    (host_root / "sys/devices/system/cpu").mkdir(parents=True)
+    (host_root / "sys/devices/system/cpu/online").write_text("0-1\n")
+    lab.prints["l"] = [record(1001, "sysrq: Show backtrace of all active CPUs"), record(1002, "CPU0:"),
+                       record(1003, " show_stack+0x1/0x2")]
+    late = threading.Timer(0.4, lambda: lab.source.push(record(1004, "CPU1:"), record(1005, " showacpu+0x3/0x4")))
+    late.start()
+    started = time.monotonic()
+    result = run_module(sysrq_trigger, dict(keys="l"))
+    assert 0.4 <= time.monotonic() - started < 0.9           # not the whole 1 s quiet period
+    assert [t["cpu"] for t in result["tasks"]] == [0, 1] and result["tasks"][1]["frames"] == ["showacpu"]
+
+
+@pytest.mark.parametrize("keys, settle, expect_settle, expect_done", [
+    ("w", None, 0.0, False), ("tm", None, 0.0, False), ("s", None, 1.0, False), ("l", None, 1.0, True),
+    ("wl", None, 1.0, True), ("ls", None, 1.0, False), ("w", 2.5, 2.5, False), ("l", 0.3, 0.3, True),
+])
+def test_end_condition(host_root, keys, settle, expect_settle, expect_done):
+    (host_root / "sys/devices/system/cpu").mkdir(parents=True)
+    (host_root / "sys/devices/system/cpu/online").write_text("0-3\n")
+    cond = sysrq_trigger.end_condition(list(keys), settle, 30.0)
+    assert cond["settle"] == expect_settle and cond["timeout"] == 30.0
+    assert (cond["done"] is not None) is expect_done
+    if expect_done:
+        assert cond["done"].cpus == {0, 1, 2, 3}
+
+
+def test_l_without_sysfs_uses_the_quiet_period(host_root):
+    assert sysrq_trigger.end_condition(["l"], None, 30.0)["done"] is None
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_t_is_refused_on_user_mode_linux(lab, host_root, run_module, check_mode):
+    (host_root / "proc/cpuinfo").write_text("processor\t: 0\nvendor_id\t: User Mode Linux\nmodel name\t: UML\n")
+    result = run_module(sysrq_trigger, dict(keys="t", **FAST), check_mode=check_mode)
+    assert result["failed"] is True and "user-mode Linux" in result["msg"] and "print_worker_info" in result["msg"]
+    assert "use 'w'" in result["msg"] and lab.written == []
+    assert not run_module(sysrq_trigger, dict(keys="w", **FAST), check_mode=check_mode).get("failed")
+
+
+def test_t_on_user_mode_linux_with_consent(lab, host_root, run_module):
+    (host_root / "proc/cpuinfo").write_text("vendor_id\t: User Mode Linux\n")
+    result = run_module(sysrq_trigger, dict(keys="t", allow_destructive=True, **FAST))
+    assert not result.get("failed") and lab.written == ["t"]
+
+
+def test_t_elsewhere_is_not_destructive(lab, host_root, run_module):
+    (host_root / "proc/cpuinfo").write_text("vendor_id\t: GenuineIntel\n")
+    assert run_module(sysrq_trigger, dict(keys="t", **FAST))["keys"] == ["t"]
