@@ -33,7 +33,7 @@ options:
           - The host's file at a netconsole collector (role C(magic_sysrq.fleet.netconsole_collector), for example
             C(/var/log/netconsole/192.0.2.10.log)), read on the collector or where the file is shared.
           - The kernel's records come back in sequence order with their fragments (C(ncfrag)) joined, as the
-            console prints them, and every gap in the sequence as a line
-            C(netconsole: N record(s) lost: sequence A-B), so a loss is never silent. See docs/netconsole.md.
+            console prints them, and every gap in the sequence as a line that starts with C(netconsole) and says how
+            many records were lost and their sequence numbers, so a loss is never silent. See docs/netconsole.md.
         type: path
 """

@@ -10,8 +10,8 @@ short_description: netconsole targets in the running kernel (configfs), with the
 version_added: 0.3.0
 description:
   - Works out what each target leaves out from the host's routing and neighbour tables (the interface and source
-    address of the route to the collector, the MAC of the next hop: the collector on the same subnet, its gateway
-    otherwise) and checks every field.
+    address of the route to the collector, the MAC of the next hop, which is the collector on the same subnet and its
+    gateway otherwise) and checks every field.
   - With O(method=configfs) makes the running kernel's configfs targets (C(/sys/kernel/config/netconsole/<name>))
     whose names start with O(prefix) exactly the given ones, enabled (loading C(netconsole) and mounting configfs
     when needed). Targets with other names are left alone and listed in RV(other_targets).

@@ -142,8 +142,8 @@ class Assembly:
                 out.append("netconsole: %d record(s) lost: sequence %s" % (
                     count, item[1] if count == 1 else "%d-%d" % (item[1], item[2])))
             elif kind == "incomplete":
-                out.append("netconsole: record %d incomplete (%d of %d bytes arrived)" % (item[1].seq, item[2],
-                                                                                           item[3]))
+                out.append("netconsole: record %d incomplete (%d of %d bytes arrived)"
+                           % (item[1].seq, item[2], item[3]))
                 out.append(item[1].console_line())
             elif kind == "boot":
                 out.append("netconsole: sequence restarted at %d (the host rebooted)" % item[1].seq)
@@ -224,4 +224,3 @@ def assemble(records, after_seq=None, held=()):
                 result.incomplete.append(seq)
                 result.items.append(("incomplete", record, have[0], have[1]))
     return result, pending
-

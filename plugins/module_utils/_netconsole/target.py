@@ -115,7 +115,7 @@ def modparam(targets):
         local_ip = ("[%s]" % t["local_ip"]) if ":" in t["local_ip"] else t["local_ip"]
         remote_ip = ("[%s]" % t["remote_ip"]) if ":" in t["remote_ip"] else t["remote_ip"]
         parts.append("%s%d@%s/%s,%d@%s/%s" % ("+" if t["extended"] else "", t["local_port"], local_ip,
-                                                t["dev_name"], t["remote_port"], remote_ip, t["remote_mac"]))
+                                              t["dev_name"], t["remote_port"], remote_ip, t["remote_mac"]))
     return ";".join(parts)
 
 
