@@ -91,8 +91,10 @@ notes:
     run it again.
   - Runs on the host that sends (become root).
 seealso:
-  - role: magic_sysrq.fleet.netconsole
   - module: magic_sysrq.fleet.oob_console
+  - name: The netconsole role
+    description: roles/netconsole in this collection, persistent netconsole built on this module.
+    link: https://docs.kernel.org/networking/netconsole.html
 author:
   - magic_sysrq.fleet maintainers (@magic-sysrq)
 """
