@@ -11,8 +11,9 @@ options:
   console:
     description:
       - Where the host's console is captured, read on the host that runs the task.
-      - A file that grows as the console prints (O(console.path)), or a systemd unit whose output is the console
-        (O(console.journal_unit)), read with C(journalctl).
+      - A file that grows as the console prints (O(console.path)), a systemd unit whose output is the console
+        (O(console.journal_unit)), read with C(journalctl), or the host's file at a netconsole collector
+        (O(console.netconsole)).
       - "Files: QEMU C(-chardev file,id=ser0,path=FILE -serial chardev:ser0), libvirt C(<serial type='file'>) or
         C(<log file='FILE'/>) on the serial device, a conserver or C(ipmitool sol activate) log."
     type: dict
@@ -27,4 +28,12 @@ options:
         description: The unit is a user unit (C(journalctl --user-unit)).
         type: bool
         default: false
+      netconsole:
+        description:
+          - The host's file at a netconsole collector (role C(magic_sysrq.fleet.netconsole_collector), for example
+            C(/var/log/netconsole/192.0.2.10.log)), read on the collector or where the file is shared.
+          - The kernel's records come back in sequence order with their fragments (C(ncfrag)) joined, as the
+            console prints them, and every gap in the sequence as a line that starts with C(netconsole) and says how
+            many records were lost and their sequence numbers, so a loss is never silent. See docs/netconsole.md.
+        type: path
 """

@@ -19,11 +19,15 @@ description:
 options:
   since_position:
     description:
-      - Read from this point, a byte offset into O(console.path), or a journal cursor for O(console.journal_unit).
+      - Read from this point, a byte offset into O(console.path) or O(console.netconsole), or a journal cursor for
+        O(console.journal_unit).
         RV(position) of an earlier call, or RV(magic_sysrq.fleet.oob_sysrq#module:console_position).
     type: str
   since:
-    description: With O(console.journal_unit), read entries since this time (any C(journalctl --since) form).
+    description:
+      - With O(console.journal_unit), read entries since this time (any C(journalctl --since) form).
+      - With O(console.netconsole), read the records the collector received since this time, an ISO 8601 time
+        (UTC without a zone) or a relative one (V(-10min), V(-30s), V(-2h), V(-1d)).
     type: str
   marker:
     description:
@@ -63,6 +67,15 @@ EXAMPLES = r"""
       journal_user: true
     since: "-10min"
   delegate_to: hypervisor1.example.com
+
+- name: A host's kernel log at the netconsole collector, the last ten minutes, with any lost records counted
+  magic_sysrq.fleet.oob_console:
+    console:
+      netconsole: /var/log/netconsole/192.0.2.10.log
+    since: "-10min"
+    marker: "sysrq: Show Blocked State"
+  delegate_to: collector1.example.com
+  register: netconsole
 
 - name: Read on from where an oob_sysrq call stopped
   magic_sysrq.fleet.oob_console:
@@ -104,6 +117,15 @@ marker_found:
   returned: success
   type: bool
   sample: true
+netconsole:
+  description:
+    - With O(console.netconsole), what the records read hold. C(lost) counts the sequence numbers that never
+      arrived (C(lost_ranges) lists them); C(incomplete) lists the records some of whose fragments are missing;
+      C(restarts) counts the times the sequence started again (the host rebooted).
+  returned: success and O(console.netconsole) given
+  type: dict
+  sample: {records: 5120, lost: 3, lost_ranges: [[101, 103]], incomplete: [], duplicates: 0, restarts: 0,
+           plain_lines: 0, first_seq: 98, last_seq: 5220}
 position:
   description: Where reading ended (a byte offset or a journal cursor); pass it as O(since_position) to read on.
   returned: success
@@ -132,7 +154,7 @@ def main():
             raise oob.OobError("max_lines must be > 0 (got %s)" % params["max_lines"])
         console = oob_console.source(module, params["console"])
         position = params["since_position"]
-        if console.kind == "file" and position is not None:
+        if console.kind in ("file", "netconsole") and position is not None:
             if not position.isdigit():
                 raise oob.OobError("since_position for console.path is a byte offset, a whole number >= 0 "
                                    "(got %r)" % position)
@@ -145,9 +167,10 @@ def main():
         text, found = oob_console.after_marker(text, params["marker"])
     lines = oob_console.lines_of(text)
     tasks = oob_console.parse(lines)
+    extra = {"netconsole": console.summary()} if console.kind == "netconsole" else {}
     module.exit_json(changed=False, lines=lines[-params["max_lines"]:], lines_total=len(lines), tasks=tasks,
                      task_states=sysrq_tasks.state_counts(tasks), refused=oob_console.refusals(lines),
-                     marker_found=found, position=end)
+                     marker_found=found, position=end, **extra)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,15 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A host's captured console, read from outside: what the kernel printed after an out-of-band key.
 
-Two sources:
+Three sources:
 
 * ``path``: a file that grows as the console prints: QEMU's ``-chardev file,path=...``/``-serial file:...``,
   libvirt's ``<serial type='file'>`` or ``<log file='...'/>``, conserver and ipmitool SOL logs. A point in it is
   a byte ``offset`` (the file's size before the key was sent).
 * ``journal_unit``: a systemd unit whose stdout is the console (QEMU run as a service with ``-serial stdio``),
   read with ``journalctl``; a point in it is a journal ``cursor`` or a ``since`` time.
+* ``netconsole``: a host's file at a netconsole collector (:mod:`_oob.netconsole`): records put in sequence
+  order, gaps said; a point in it is a byte ``offset`` or a ``since`` time.
 
 From that point (or after the last line holding ``marker``) the text is cleaned the way the dump parser wants it
 (ANSI escapes and carriage returns removed), split into lines and parsed into tasks by
@@ -22,6 +24,8 @@ import time
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
 
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import netconsole as oob_netconsole
+
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser as sysrq_tasks
 
 ARGUMENT_SPEC = {
@@ -29,7 +33,9 @@ ARGUMENT_SPEC = {
         path=dict(type="path"),
         journal_unit=dict(type="str"),
         journal_user=dict(type="bool", default=False),
-    ), mutually_exclusive=[["path", "journal_unit"]], required_one_of=[["path", "journal_unit"]]),
+        netconsole=dict(type="path"),
+    ), mutually_exclusive=[["path", "journal_unit", "netconsole"]],
+        required_one_of=[["path", "journal_unit", "netconsole"]]),
 }
 
 # The most bytes read from a file console in one call (a t dump of a big host is a few MB).
@@ -122,7 +128,10 @@ def source(module, console):
         return FileConsole(console["path"])
     if console.get("journal_unit"):
         return JournalConsole(module, console["journal_unit"], console.get("journal_user"))
-    raise oob.OobError("console needs console.path (a console log file) or console.journal_unit (a systemd unit)")
+    if console.get("netconsole"):
+        return oob_netconsole.NetconsoleFile(console["netconsole"])
+    raise oob.OobError("console needs console.path (a console log file), console.journal_unit (a systemd unit) or "
+                       "console.netconsole (a host's file at a netconsole collector)")
 
 
 def after_marker(text, marker):
