@@ -15,7 +15,7 @@ description:
   - The capture starts at the end of the log before the first key is written, runs in the background while
     the kernel prints (a V(t) dump blocks the write while slow consoles print it), and ends when the output is
     complete. The keys V(w), V(t), V(m), V(p), V(q), V(d), V(z), V(h), V(e), V(i), V(n), V(r), V(R) and the
-    digits print everything inside the write, so their records are all in the log when it returns: the module
+    digits print everything inside the write, so their records are all in the log when it returns; the module
     reads them and returns at once, with no waiting. V(l) ends as soon as every online CPU's backtrace arrived
     (then 0.2 s without a new record, for the last CPU's stack), or after O(settle) seconds without a new
     record. Other keys (V(s), V(u), V(j), V(f), V(k)) finish in the background and end after O(settle) quiet
@@ -65,7 +65,7 @@ options:
     description:
       - Seconds without a new kernel log record that end the capture.
       - When not set, V(0) for keys that print everything inside the write (V(w), V(t), V(m) and the others
-        listed above: the capture ends when the write returns) and V(1) for the others (V(l), V(s), V(u), ...).
+        listed above; the capture ends when the write returns) and V(1) for the others (V(l), V(s), V(u), ...).
       - Set it to wait for records something else prints after the keys, for example V(2) after V(w) for a
         hung-task report that may follow.
     type: float

@@ -206,12 +206,12 @@ def test_real_device_seek_end_then_a_new_record():
 def test_settle_zero_reads_what_is_there_and_returns_at_once():
     """w/t/m print inside the write: every record is stored when it returns, so nothing is waited for."""
     source = FakeKmsg(baseline=100)
-    cap = kmsg.Capture(source=source)
+    slept = []
+    cap = kmsg.Capture(source=source, sleep=slept.append)
     cap.start()
     source.push(*[record(101 + i, "line %d" % i) for i in range(500)])   # stored "inside the write"
-    started = time.monotonic()
     result = cap.finish(settle=0, timeout=30)
-    assert time.monotonic() - started < 0.5
+    assert slept == []                       # not one wait: the records are read and the capture ends
     assert result["records"] == 500 and result["output"][-1] == "line 499" and result["timed_out"] is False
 
 
@@ -220,7 +220,7 @@ def test_settle_zero_does_not_wait_for_late_records():
     cap = kmsg.Capture(source=source)
     cap.start()
     source.push(record(1, "sysrq: Show Blocked State"))
-    late = threading.Timer(0.5, lambda: source.push(record(2, "printed later")))
+    late = threading.Timer(5.0, lambda: source.push(record(2, "printed later")))
     late.start()
     try:
         result = cap.finish(settle=0, timeout=30)
@@ -245,9 +245,9 @@ def test_l_ends_when_every_cpu_reported_not_after_the_quiet_period(nmi):
     late = threading.Timer(0.3, lambda: source.push(*backtrace(16, 1, nmi)))
     late.start()
     started = time.monotonic()
-    result = cap.finish(settle=5.0, timeout=30, done=kmsg.CpuBacktraces({0, 1}))
+    result = cap.finish(settle=30.0, timeout=60, done=kmsg.CpuBacktraces({0, 1}))
     elapsed = time.monotonic() - started
-    assert 0.3 <= elapsed < 2.0
+    assert 0.3 <= elapsed < 10.0              # ended by the last CPU's backtrace, not by the 30 s quiet period
     assert result["records"] == 9 and result["output"][-1] == " showacpu+0x3/0x4"
     assert [t["cpu"] for t in sysrq_tasks.parse_lines(result["output"])] == [0, 1]
 
@@ -259,7 +259,7 @@ def test_l_with_a_missing_cpu_falls_back_to_the_quiet_period():
     source.push(*backtrace(11, 0))
     started = time.monotonic()
     result = cap.finish(settle=0.4, timeout=30, done=kmsg.CpuBacktraces({0, 1}))
-    assert 0.4 <= time.monotonic() - started < 2.0 and result["records"] == 4 and not result["timed_out"]
+    assert 0.4 <= time.monotonic() - started < 10.0 and result["records"] == 4 and not result["timed_out"]
 
 
 def test_cpu_backtraces_is_incremental():

@@ -206,14 +206,20 @@ def test_bad_numbers(lab, run_module, args, fragment):
 
 # --- the end of the capture ------------------------------------------------------------------------
 
-def test_w_without_settle_returns_when_the_write_returns(lab, run_module):
+def test_w_without_settle_returns_when_the_write_returns(lab, run_module, monkeypatch):
     """No fixed settle second: w's records are all in the log when the write returns."""
     records, baseline = real_records("deb13-w.kmsg.txt")
     lab.source.baseline = baseline
     lab.prints["w"] = records
-    started = time.monotonic()
+    ends = []
+    finish = kmsg.Capture.finish
+
+    def record_end(self, **kwargs):
+        ends.append(kwargs)
+        return finish(self, **kwargs)
+    monkeypatch.setattr(kmsg.Capture, "finish", record_end)
     result = run_module(sysrq_trigger, dict(keys="w"))
-    assert time.monotonic() - started < 0.7
+    assert ends == [{"settle": 0.0, "timeout": 30.0, "done": None}]
     assert result["records"] == len(records) and result["task_states"] == {"D": 3}
 
 
@@ -225,8 +231,8 @@ def test_l_waits_for_the_backtraces_of_the_other_cpus(lab, host_root, run_module
     late = threading.Timer(0.4, lambda: lab.source.push(record(1004, "CPU1:"), record(1005, " showacpu+0x3/0x4")))
     late.start()
     started = time.monotonic()
-    result = run_module(sysrq_trigger, dict(keys="l"))
-    assert 0.4 <= time.monotonic() - started < 0.9           # not the whole 1 s quiet period
+    result = run_module(sysrq_trigger, dict(keys="l", settle=30, timeout=60))
+    assert 0.4 <= time.monotonic() - started < 10.0           # ended by CPU1's backtrace, not the 30 s quiet period
     assert [t["cpu"] for t in result["tasks"]] == [0, 1] and result["tasks"][1]["frames"] == ["showacpu"]
 
 
