@@ -246,6 +246,13 @@ captured:
   returned: success
   type: bool
   sample: true
+lines_cut:
+  description:
+    - How many lines were longer than 1024 characters and were cut there. Kernel lines are shorter; a longer one was
+      not printed by the kernel (or holds a console's noise), and is cut so that no line can slow the parser down.
+  returned: success
+  type: int
+  sample: 0
 """
 
 import time
@@ -297,7 +304,7 @@ def main():
 
     actions = sysrq_keys.describe(keys)
     result = dict(changed=True, keys=keys, actions=actions, output=[], tasks=[], task_states={},
-                  lost_records=0, records=0, timed_out=False, captured=False)
+                  lost_records=0, records=0, timed_out=False, captured=False, lines_cut=0)
     if module.check_mode:
         result["msg"] = "would write %s to %s" % (
             ", ".join("%r (%s)" % (a["key"], a["name"]) for a in actions), sysrq_keys.TRIGGER)
@@ -325,6 +332,10 @@ def main():
         captured = capture.finish(settle=params["settle"], timeout=params["timeout"])
         result.update(captured=True, output=captured["output"], records=captured["records"],
                       lost_records=captured["lost_records"], timed_out=captured["timed_out"])
+        result["output"], result["lines_cut"] = sysrq_tasks.cut_lines(result["output"])
+        if result["lines_cut"]:
+            module.warn("%d line(s) longer than %d characters were cut there (no kernel line is that long)"
+                        % (result["lines_cut"], sysrq_tasks.MAX_LINE))
         if captured["error"]:
             module.warn("reading %s stopped early: %s" % (kmsg.KMSG, captured["error"]))
         if captured["lost_records"]:

@@ -34,7 +34,7 @@ def level_name(level):
     if level is None:
         return None
     text = str(level).strip().lower()
-    if text.isdigit() and int(text) < len(LEVELS):
+    if text.isascii() and text.isdigit() and int(text) < len(LEVELS):
         return LEVELS[int(text)]
     text = _ALIASES.get(text, text)
     if text not in LEVELS:
