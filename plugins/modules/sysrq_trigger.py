@@ -40,7 +40,9 @@ options:
     default: 0.0
   allow_destructive:
     description:
-      - Allow keys that kill processes, change filesystems or stop the machine.
+      - Allow keys that kill processes, change filesystems or stop the machine. Destructive keys are V(b) V(c)
+        V(e) V(f) V(g) V(i) V(j) V(k) V(o) V(u) V(x); V(g) (kgdb) and V(x) (xmon on powerpc) stop every CPU until
+        a debugger attaches.
       - With V(b), V(c) or V(o) the host goes down and the module cannot return; run such a task with C(async)
         and C(poll=0). V(e) (SIGTERM to every process) ends the SSH session, but the module ignores it and goes on
         writing the keys that follow, so V(resub) reboots after giving processes O(delay) seconds to exit.
