@@ -1,6 +1,6 @@
 """Hostile host names, process names and console text through the real playbooks (issue #13, items 2 and 3):
 every controller-side write stays in the report directory, every host keeps its report, and summary.md renders
-nothing from the hosts as Markdown or HTML. The real kernel's side is tests/realkernel/test_hostile.py."""
+nothing from the hosts as Markdown or HTML."""
 from __future__ import annotations
 
 import html
