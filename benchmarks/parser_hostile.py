@@ -55,8 +55,8 @@ def main():
     for name, make in INPUTS.items():
         for scale in opts.scale:
             text = make(scale)
-            print("%-48s %8.0f %12.3f %12.4f" % (name, len(text) / 1024, seconds(old.parse_text, text),
-                                                  seconds(current.parse_text, text)))
+            before, after = seconds(old.parse_text, text), seconds(current.parse_text, text)
+            print("%-48s %8.0f %12.3f %12.4f" % (name, len(text) / 1024, before, after))
 
 
 if __name__ == "__main__":
