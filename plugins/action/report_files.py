@@ -23,17 +23,21 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("report_files: unknown option(s) %s; it takes %s"
                                     % (", ".join(unknown), ", ".join(sorted(self._VALID_ARGS))))
         try:
-            mode = int(str(args.get("mode", "0644")), 8)
-            dir_mode = int(str(args.get("dir_mode", "0755")), 8)
-        except ValueError:
-            raise AnsibleActionFail("report_files: mode and dir_mode are octal strings such as '0644'") from None
+            mode = report_files.file_mode(args.get("mode", "0644"), "mode")
+            dir_mode = report_files.file_mode(args.get("dir_mode", "0755"), "dir_mode")
+        except report_files.ReportFilesError as exc:
+            raise AnsibleActionFail("report_files: %s" % exc) from None
+        refused = []
         try:
             written, unchanged = report_files.write_tree(
                 args.get("dest"), args.get("files"), mode=mode, dir_mode=dir_mode,
-                check_mode=self._task.check_mode)
+                check_mode=self._task.check_mode, refused=refused)
         except report_files.ReportFilesError as exc:
             raise AnsibleActionFail("report_files: %s" % exc) from None
         except OSError as exc:
             raise AnsibleActionFail("report_files: cannot write under %s: %s" % (args.get("dest"), exc)) from None
-        result.update(changed=bool(written), dest=args.get("dest"), written=written, unchanged=unchanged)
+        for name, why in refused:
+            self._display.warning("report_files: not written: %s" % why)
+        result.update(changed=bool(written), dest=args.get("dest"), written=written, unchanged=unchanged,
+                      refused=dict(refused))
         return result

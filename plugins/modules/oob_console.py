@@ -107,6 +107,13 @@ task_states:
   returned: success
   type: dict
   sample: {D: 3}
+lines_cut:
+  description:
+    - How many lines were longer than 1024 characters and were cut there. Kernel lines are shorter; a longer one was
+      not printed by the kernel (or holds a console's noise), and is cut so that no line can slow the parser down.
+  returned: success
+  type: int
+  sample: 0
 refused:
   description: How many times the console shows C(This sysrq operation is disabled) (the mask refused a key).
   returned: success
@@ -155,7 +162,7 @@ def main():
         console = oob_console.source(module, params["console"])
         position = params["since_position"]
         if console.kind in ("file", "netconsole") and position is not None:
-            if not position.isdigit():
+            if not (position.isascii() and position.isdigit()):
                 raise oob.OobError("since_position for console.path is a byte offset, a whole number >= 0 "
                                    "(got %r)" % position)
             position = int(position)
@@ -165,10 +172,13 @@ def main():
     found = None
     if params["marker"]:
         text, found = oob_console.after_marker(text, params["marker"])
-    lines = oob_console.lines_of(text)
+    lines, cut = sysrq_tasks.cut_lines(oob_console.lines_of(text))
+    if cut:
+        module.warn("%d console line(s) longer than %d characters were cut there" % (cut, sysrq_tasks.MAX_LINE))
     tasks = oob_console.parse(lines)
     extra = {"netconsole": console.summary()} if console.kind == "netconsole" else {}
-    module.exit_json(changed=False, lines=lines[-params["max_lines"]:], lines_total=len(lines), tasks=tasks,
+    module.exit_json(changed=False, lines=lines[-params["max_lines"]:], lines_total=len(lines), lines_cut=cut,
+                     tasks=tasks,
                      task_states=sysrq_tasks.state_counts(tasks), refused=oob_console.refusals(lines),
                      marker_found=found, position=end, **extra)
 

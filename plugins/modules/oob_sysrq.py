@@ -18,7 +18,7 @@ description:
   - Unlike C(/proc/sysrq-trigger), the keyboard path honours the host's enable mask (C(kernel.sysrq)). Given the
     host's last known mask in O(mask), the module says before sending which keys the kernel will refuse, and
     after sending, when the console shows the kernel's refusal, it says so in RV(refused).
-  - Destructive keys (V(b) V(c) V(e) V(f) V(i) V(j) V(k) V(o) V(u)) are refused unless O(allow_destructive=true).
+  - Destructive keys (V(b) V(c) V(e) V(f) V(g) V(i) V(j) V(k) V(o) V(u) V(x)) are refused unless O(allow_destructive=true).
 options:
   method:
     description: How to reach the host's keyboard. Each method takes its options in the option of the same name.
@@ -200,6 +200,11 @@ captured:
   returned: always
   type: bool
   sample: true
+lines_cut:
+  description: How many console lines were longer than 1024 characters and were cut there (no kernel line is).
+  returned: when a console was read
+  type: int
+  sample: 0
 """
 
 import time
@@ -277,7 +282,10 @@ def main():
             waited = oob_console.wait_for_output(
                 console, start, settle=params["settle"], timeout=params["timeout"],
                 until=lambda text: text.count(oob.DISABLED_MARKER) >= done)
-            lines = oob_console.lines_of(waited["text"])
+            lines, result["lines_cut"] = sysrq_tasks.cut_lines(oob_console.lines_of(waited["text"]))
+            if result["lines_cut"]:
+                module.warn("%d console line(s) longer than %d characters were cut there"
+                            % (result["lines_cut"], sysrq_tasks.MAX_LINE))
             tasks = oob_console.parse(lines, keys)
             refusals = oob_console.refusals(lines)
             result.update(captured=True, output=lines, tasks=tasks, console_position=waited["position"],

@@ -14,6 +14,9 @@ description:
     controller side of C(sysrq-dump.yml) and C(collect-dmesg.yml) fast on large fleets.
   - Each file is written atomically (temporary file, then rename) and only when its content differs.
     Missing directories are created. Paths must stay inside O(dest).
+  - A path that is absolute, climbs out with C(..), or holds a NUL byte is not written and is listed in
+    RV(refused) with a warning; the other files are still written, so one bad host name loses no one else's
+    report. Build per-host paths with P(magic_sysrq.fleet.report_name#filter) and no host is refused.
   - This is an action plugin; it never contacts a managed host, whatever host the task runs for.
 options:
   dest:
@@ -26,12 +29,14 @@ options:
     type: dict
     required: true
   mode:
-    description: Permissions of the files, octal.
-    type: str
+    description:
+      - Permissions of the files. An octal string (V('0644')), or an integer taken as the mode itself, as
+        Ansible's file modules do (an unquoted C(0644) in YAML is the integer 420, which is 0644).
+    type: raw
     default: "0644"
   dir_mode:
-    description: Permissions of directories it creates, octal.
-    type: str
+    description: Permissions of directories it creates, given as O(mode).
+    type: raw
     default: "0755"
 extends_documentation_fragment:
   - magic_sysrq.fleet.attributes
@@ -77,4 +82,8 @@ unchanged:
   returned: always
   type: list
   elements: str
+refused:
+  description: The paths not written, each with why (absolute, outside O(dest), a NUL byte, not text).
+  returned: always
+  type: dict
 """

@@ -171,6 +171,18 @@ def kdump_service(module):
     return None
 
 
+def kernel_args(cmdline):
+    """The arguments of a kernel command line as the kernel splits them (next_arg() in lib/cmdline.c): at
+    whitespace outside double quotes, the quotes removed; a quote left open runs to the end of the line;
+    single quotes and backslashes are ordinary characters. Never raises."""
+    lexer = shlex.shlex(cmdline, posix=True)
+    lexer.whitespace_split, lexer.quotes, lexer.escape, lexer.commenters = True, '"', "", ""
+    if cmdline.count('"') % 2:
+        lexer = shlex.shlex(cmdline + '"', posix=True)
+        lexer.whitespace_split, lexer.quotes, lexer.escape, lexer.commenters = True, '"', "", ""
+    return list(lexer)
+
+
 def gather(module):
     key = "kernel.sysrq"
     runtime = sysctl.read_runtime(key)
@@ -178,9 +190,10 @@ def gather(module):
     srcs = sysctl.sources([key] + [key_of(n) for n in SETTINGS])
     winner = sysctl.winner(srcs[key], order)
     mask = int(runtime) if runtime is not None else None
-    persistent = int(winner["value"]) if winner and winner["value"].isdigit() else mask
+    value = winner["value"] if winner else ""
+    persistent = int(value) if value.isascii() and value.isdigit() else mask
     cmdline = " ".join((read_text("/proc/cmdline") or "").split())
-    args = shlex.split(cmdline) if cmdline else []
+    args = kernel_args(cmdline)
     nmi = {}
     for name in SETTINGS:
         value = sysctl.read_runtime(key_of(name))

@@ -47,7 +47,9 @@ options:
     default: 0.0
   allow_destructive:
     description:
-      - Allow keys that kill processes, change filesystems or stop the machine.
+      - Allow keys that kill processes, change filesystems or stop the machine. Destructive keys are V(b) V(c)
+        V(e) V(f) V(g) V(i) V(j) V(k) V(o) V(u) V(x); V(g) (kgdb) and V(x) (xmon on powerpc) stop every CPU until
+        a debugger attaches.
       - With V(b), V(c) or V(o) the host goes down and the module cannot return; run such a task with C(async)
         and C(poll=0). V(e) (SIGTERM to every process) ends the SSH session, but the module ignores it and goes on
         writing the keys that follow, so V(resub) reboots after giving processes O(delay) seconds to exit.
@@ -255,6 +257,13 @@ captured:
   returned: success
   type: bool
   sample: true
+lines_cut:
+  description:
+    - How many lines were longer than 1024 characters and were cut there. Kernel lines are shorter; a longer one was
+      not printed by the kernel (or holds a console's noise), and is cut so that no line can slow the parser down.
+  returned: success
+  type: int
+  sample: 0
 """
 
 import time
@@ -319,7 +328,7 @@ def main():
 
     actions = sysrq_keys.describe(keys)
     result = dict(changed=True, keys=keys, actions=actions, output=[], tasks=[], task_states={},
-                  lost_records=0, records=0, timed_out=False, captured=False)
+                  lost_records=0, records=0, timed_out=False, captured=False, lines_cut=0)
     if module.check_mode:
         result["msg"] = "would write %s to %s" % (
             ", ".join("%r (%s)" % (a["key"], a["name"]) for a in actions), sysrq_keys.TRIGGER)
@@ -347,6 +356,10 @@ def main():
         captured = capture.finish(**end_condition(keys, params["settle"], params["timeout"]))
         result.update(captured=True, output=captured["output"], records=captured["records"],
                       lost_records=captured["lost_records"], timed_out=captured["timed_out"])
+        result["output"], result["lines_cut"] = sysrq_tasks.cut_lines(result["output"])
+        if result["lines_cut"]:
+            module.warn("%d line(s) longer than %d characters were cut there (no kernel line is that long)"
+                        % (result["lines_cut"], sysrq_tasks.MAX_LINE))
         if captured["error"]:
             module.warn("reading %s stopped early: %s" % (kmsg.KMSG, captured["error"]))
         if captured["lost_records"]:

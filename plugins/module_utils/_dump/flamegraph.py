@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import html
 
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.untrusted import printable
+
 try:
     import plotly.graph_objects as _go
     import plotly.io as _pio
@@ -96,6 +98,12 @@ def _colour(name):
     return "rgb(%d,%d,%d)" % (red, green, blue)
 
 
+def plotly_text(text):
+    """``text`` shown literally by Plotly, whose labels render a subset of HTML (``<b>``, ``<a href>``, ``<br>``)
+    and its entities: every ``&``, ``<``, ``>`` and quote becomes an entity, which Plotly shows as the character."""
+    return html.escape(printable(text), quote=True)
+
+
 def render_html(lines, title="Flame graph", subtitle=""):
     """Folded lines -> a complete, self-contained HTML page with the flame graph."""
     reason = missing()
@@ -105,7 +113,7 @@ def render_html(lines, title="Flame graph", subtitle=""):
     columns = tree(stacks)
     colours = ["rgb(200,200,200)"] + [_colour(label) for label in columns["labels"][1:]]
     trace = _go.Icicle(
-        ids=columns["ids"], labels=columns["labels"], parents=columns["parents"], values=columns["values"],
+        ids=columns["ids"], labels=[plotly_text(label) for label in columns["labels"]], parents=columns["parents"], values=columns["values"],
         branchvalues="total", sort=False, tiling={"orientation": "v", "flip": "y"},
         marker={"colors": colours, "line": {"width": 0.5, "color": "white"}},
         hovertemplate="<b>%{label}</b><br>%{value} task(s), %{percentRoot:.1%} of all<extra></extra>",

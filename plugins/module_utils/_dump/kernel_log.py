@@ -13,6 +13,8 @@ import datetime
 import re
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.panic_reason import panic_reason
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.report_files import report_name
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.untrusted import printable
 
 # syslog severities, most severe first, as dmesg --level names them.
 LEVELS = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
@@ -32,7 +34,7 @@ def level_name(level):
     if level is None:
         return None
     text = str(level).strip().lower()
-    if text.isdigit() and int(text) < len(LEVELS):
+    if text.isascii() and text.isdigit() and int(text) < len(LEVELS):
         return LEVELS[int(text)]
     text = _ALIASES.get(text, text)
     if text not in LEVELS:
@@ -102,7 +104,8 @@ def select_since(text, since=None, now=None):
     goes with the record before it. Returns a list of lines."""
     if text is None:
         return []
-    lines = text.splitlines() if isinstance(text, str) else [str(line) for line in text]
+    # a host's log lines, written to <host>/dmesg.txt: control characters escaped (docs/threat-model.md)
+    lines = [printable(line) for line in (text.splitlines() if isinstance(text, str) else text)]
     start = parse_since(since, now=now)
     if start is None:
         return lines
@@ -203,4 +206,16 @@ def summarize(hosts, since=None, level=None, directory=None, now=None):
         "crash_count": len(crashes),
         "crashes": crashes,
         "hosts": out_hosts,
+        # hosts whose directory is not their name (a name that is not a safe file name, see report_name)
+        "host_dirs": {host: report_name(host) for host in out_hosts if report_name(host) != host},
     }
+
+
+def host_files(hosts):
+    """``{"<host>/dmesg.txt": [lines]}`` for every host of ``hosts`` (as :func:`summarize` takes them) that
+    answered; ``<host>`` is :func:`report_name` of the host name."""
+    files = {}
+    for host, data in (hosts or {}).items():
+        if isinstance(data, dict) and data.get("status") == "answered":
+            files["%s/dmesg.txt" % report_name(host)] = [printable(line) for line in data.get("lines") or []]
+    return files

@@ -35,6 +35,7 @@ import threading
 import time
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils import _host as host
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.untrusted import printable
 
 KMSG = "/dev/kmsg"
 READ_SIZE = 65536           # larger than any record (the kernel fails a read into a smaller buffer with EINVAL)
@@ -54,10 +55,17 @@ class KmsgError(OSError):
 
 
 def unescape(raw):
-    """The kernel's ``\\xNN`` escaping undone; bytes -> str (UTF-8, invalid bytes replaced)."""
+    """The kernel's ``\\xNN`` escaping undone for text, kept for controls; bytes -> str.
+
+    UTF-8 sequences and ``\\`` are decoded (invalid bytes replaced). Control characters stay escaped
+    (:func:`untrusted.printable`): an ESC or BEL in a process name must not reach a terminal that shows the
+    output, and a newline in one must not split the record's line, which would cut a task's header in two
+    and hide the task from the dump. A record that really holds several lines (rare) shows them joined
+    by ``\\x0a``.
+    """
     if b"\\" in raw:
         raw = _ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), raw)
-    return raw.decode("utf-8", "replace")
+    return printable(raw.decode("utf-8", "replace"))
 
 
 def parse_record(data):
@@ -65,7 +73,7 @@ def parse_record(data):
 
     Keys: ``seq``, ``level`` (0-7), ``facility`` (0 is the kernel), ``usec`` (monotonic microseconds),
     ``flags`` (``-``, or ``c`` for a continuation on old kernels), ``caller`` (``T123``/``C1`` with
-    CONFIG_PRINTK_CALLER), ``message`` (str, unescaped; may hold newlines), ``fields`` (the `` KEY=value``
+    CONFIG_PRINTK_CALLER), ``message`` (str, see :func:`unescape`: one line), ``fields`` (the `` KEY=value``
     continuation lines).
     """
     head, sep, body = data.partition(b";")

@@ -31,10 +31,13 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.untrusted import printable_lines
+
 # --- clean-up of captured text ------------------------------------------------------------------------
 
 # CSI / OSC / two-character escape sequences of terminals and serial consoles.
-_ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+# An OSC never runs past the end of its line: an unterminated one must not swallow the rest of the capture.
+_ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 # The common prefix: dmesg / console timestamps "[   12.345678] ", optionally with the caller id "[  T123]".
 _TIMESTAMP = re.compile(r"\n\[[ 0-9.]+\](?:\[ *[TC][0-9]+\])? ?")
 # Rarer prefixes, looked for near the start of the text and removed only when present.
@@ -79,8 +82,10 @@ _SCAN_UML = re.compile(r"\n(?:%s|%s|%s|(x(?!x)x))" % (
 _SCAN_LEGACY = re.compile(r"\n(?:%s|%s|%s|%s)" % (
     _FRAME_ALT % {"addr": r"(?:\[<[0-9a-f]+>\] )?"}, _SPECIAL_ALT, _CONT_ALT, _OLD_ALT)).findall
 
-_MODERN = re.compile(r"task:(.*?) +state:(\S)(.*)$").match
-_FIELDS = re.compile(r"([a-z_]+):\s*(\S+)").findall
+# The kernel's own " state:X" is the last one on the line: the comm before it may spell "x state:R".
+_MODERN = re.compile(r"task:(.*) +state:(\S)(.*)$").match
+# A field name starts a word (the look-behind): without it every letter of a long word restarts the match.
+_FIELDS = re.compile(r"(?<![a-z_])([a-z_]+):\s*(\S+)").findall
 _OLD = re.compile(
     r"(.+?) +([A-Za-z]) +(?:running task +|[0-9a-f]{8,16} +)?(\d+) +(\d+) +(\d+) 0x([0-9a-f]+)\s*$").match
 _NMI = re.compile(r"NMI backtrace for cpu (\d+)(?: skipped: idling at (?:pc )?([^\s+]+))?").match
@@ -103,12 +108,21 @@ def _without_sched_debug(text):
         return text
     pieces = []
     done = 0
+    # The next position of each end marker, found once and searched again only once passed: the text is
+    # read a bounded number of times however many tables it holds (linear, not tables x length).
+    next_end = dict.fromkeys(_SCHED_DEBUG_ENDS, -1)
     while start >= 0:
         line_start = text.rfind("\n", 0, start) + 1
         pieces.append(text[done:line_start])
         line_end = text.find("\n", start)
-        ends = [] if line_end < 0 else [
-            pos for pos in (text.find(marker, line_end) for marker in _SCHED_DEBUG_ENDS) if pos >= 0]
+        ends = []
+        if line_end >= 0:
+            for marker, pos in next_end.items():
+                if pos is not None and pos < line_end:
+                    pos = text.find(marker, line_end)
+                    next_end[marker] = pos if pos >= 0 else None
+                if pos is not None and pos >= 0:
+                    ends.append(pos)
         if not ends:
             done = len(text)
             break
@@ -117,6 +131,43 @@ def _without_sched_debug(text):
         start = text.find(_SCHED_DEBUG, done)
     pieces.append(text[done:])
     return "".join(pieces)
+
+
+# Kernel lines are shorter than 1 KB (a printk record holds at most 1024 bytes); a longer line is not the
+# kernel's, and is cut here so that no line costs more than a bounded amount of work.
+MAX_LINE = 1024
+_LONG_LINE = re.compile(r"^([^\n]{%d})[^\n]+" % MAX_LINE, re.M)
+# A comm holding a newline (prctl(PR_SET_NAME) allows it): dmesg and consoles print the rest of the task's
+# header on the next line(s). A "task:" line this short is never a whole header; it is joined to what
+# follows, with the newline shown as the kernel escapes it, so the task (and its state) is not lost.
+_SPLIT_HEADER = re.compile(r"^(task:[^\n]{0,15})\n[ \t]*(?=(?:[^\n]{0,15}\n){0,14}[^\n]{0,15} state:\S)", re.M)
+
+
+def cut_long_lines(text):
+    """``(text, cut)``: ``text`` with every line longer than ``MAX_LINE`` characters cut to that length;
+    ``cut`` is how many lines were cut."""
+    if len(text) <= MAX_LINE:
+        return text, 0
+    return _LONG_LINE.subn(r"\1", text)
+
+
+def cut_lines(lines):
+    """``(lines, cut)``: a list of lines, each at most ``MAX_LINE`` characters; ``cut`` counts the cut ones."""
+    cut = sum(1 for line in lines if len(line) > MAX_LINE)
+    if not cut:
+        return list(lines), 0
+    return [line[:MAX_LINE] for line in lines], cut
+
+
+def _join_split_headers(text):
+    if "task:" not in text:
+        return text
+    for _round in range(15):            # a comm has at most 15 bytes, so at most 14 newlines
+        joined = _SPLIT_HEADER.sub("\\1\\\\x0a", text)
+        if joined == text:
+            break
+        text = joined
+    return text
 
 
 def strip_terminal(text):
@@ -132,12 +183,12 @@ def clean_text(text):
     """Text as captured -> kernel messages, one a line: ANSI escapes, CRs and log prefixes removed."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    text = strip_terminal(_without_sched_debug(text))
+    text = printable_lines(strip_terminal(_without_sched_debug(cut_long_lines(text)[0])))
     if _RARE_PREFIX_SEEN(text, 0, 4096):
-        return _RARE_PREFIX.sub("", text)
-    if text.startswith("[") or "\n[" in text:
+        text = _RARE_PREFIX.sub("", text)
+    elif text.startswith("[") or "\n[" in text:
         text = _TIMESTAMP.sub("\n", "\n" + text)[1:]
-    return text
+    return _join_split_headers(text)
 
 
 def _int(value):
@@ -182,6 +233,7 @@ def parse_messages(text):
     kworker runs, or last ran when idle) and ``work`` (the work function it runs); for CPU backtraces:
     ``cpu`` (and ``idle: true`` for a CPU the kernel skipped as idling).
     """
+    text = cut_long_lines(text)[0]
     scan = (_SCAN_UML if "\n [<" in text else _SCAN) if "task:" in text else _SCAN_LEGACY
     tasks = []
     append_task = tasks.append
@@ -288,7 +340,7 @@ def parse_messages(text):
 
 def parse_lines(lines):
     """Kernel message lines (no log prefixes, as read from ``/dev/kmsg``) -> list of tasks."""
-    return parse_messages(_without_sched_debug("\n".join(lines)))
+    return parse_messages(_without_sched_debug("\n".join(cut_lines(lines)[0])))
 
 
 def parse_text(text):

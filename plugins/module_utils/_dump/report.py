@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.report_files import report_name
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.stack_groups import group_stacks
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.untrusted import printable
 
 NO_RESULT = "no result: the host was not run (skipped, or the play stopped before it)"
 
@@ -115,17 +117,21 @@ def summarize(results, asked=None, key="w", directory=None, states=None, group_l
         "blocked_per_host": blocked_per_host,
         "states_per_host": states_per_host,
         "groups": groups,
+        # hosts whose directory is not their name (a name that is not a safe file name, see report_name)
+        "host_dirs": {host: report_name(host) for host in hosts if report_name(host) != host},
     }
 
 
 def host_files(results, hosts=None):
     """The per-host files of a dump: ``{"<host>/output.txt": [lines], "<host>/tasks.json": json text}`` for
-    every answering host of ``hosts`` (default all of ``results``)."""
+    every answering host of ``hosts`` (default all of ``results``). ``<host>`` is :func:`report_name` of the
+    host name: one directory of the report whatever the name holds."""
     files = {}
     for host in (hosts if hosts is not None else list(results or {})):
         result = (results or {}).get(host)
         if classify(result)[0] != "answered":
             continue
-        files["%s/output.txt" % host] = [str(line) for line in result.get("output") or []]
-        files["%s/tasks.json" % host] = json.dumps(result["tasks"], indent=4, sort_keys=True) + "\n"
+        # the host's text, with control characters escaped: whoever runs `cat output.txt` gets no escapes
+        files["%s/output.txt" % report_name(host)] = [printable(line) for line in result.get("output") or []]
+        files["%s/tasks.json" % report_name(host)] = json.dumps(result["tasks"], indent=4, sort_keys=True) + "\n"
     return files

@@ -15,6 +15,8 @@ first). Two tasks share a group when their state and reliable frames are equal.
 
 from __future__ import annotations
 
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.untrusted import printable
+
 
 class GroupError(ValueError):
     """Input that is not tasks; the message says what is accepted."""
@@ -112,7 +114,7 @@ def group_stacks(data, states=None, limit=None, max_depth=None):
 
 
 def _folded_name(text):
-    return str(text).replace(";", ":").replace("\n", " ")
+    return printable(text).replace(";", ":")
 
 
 def folded_lines(data, states=None, with_comm=True, with_host=False, with_state=False):

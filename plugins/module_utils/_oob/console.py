@@ -27,6 +27,7 @@ from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import comm
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import netconsole as oob_netconsole
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser as sysrq_tasks
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.untrusted import printable_lines
 
 ARGUMENT_SPEC = {
     "console": dict(type="dict", options=dict(
@@ -145,7 +146,7 @@ def after_marker(text, marker):
 
 def lines_of(text):
     """Captured text -> clean lines: escapes and carriage returns gone, empty lines dropped, timestamps kept."""
-    text = sysrq_tasks.strip_terminal(text)
+    text = printable_lines(sysrq_tasks.strip_terminal(text))
     return [line.rstrip() for line in text.split("\n") if line.strip()]
 
 

@@ -263,6 +263,24 @@ def dropin_error(dropin):
     return None
 
 
+def _undo(module, plan, previous, keys):
+    """The kernel refused a value: put the drop-in and the runtime ``keys`` back as they were, so that no
+    persistent setting is left that the kernel would refuse (or apply differently) at the next boot."""
+    if plan.before != plan.after:
+        if plan.before is None:
+            try:
+                os.unlink(host_path(plan.dropin))
+            except FileNotFoundError:
+                pass
+        else:
+            write_file(module, plan.dropin, plan.before)
+    for key in keys:
+        try:
+            write_runtime(key, previous[key])
+        except SysctlError:
+            pass
+
+
 class Plan:
     """What applying ``settings`` through one drop-in will do, computed before anything is written."""
 
@@ -385,8 +403,10 @@ def apply(module, dropin, settings, runtime=True, conflicts_mode="fail", header=
                     try:
                         write_runtime(key, value)
                     except SysctlError as exc:
-                        module.fail_json(msg="%s; the persistent setting was written to %s"
-                                         % (exc, plan.dropin), changed=bool(changed_files))
+                        _undo(module, plan, previous, runtime_changed[:-1])
+                        module.fail_json(msg="%s; nothing was kept: %s and the values already set at runtime are "
+                                             "back as they were" % (exc, plan.dropin),
+                                         changed=bool(set(changed_files) - {plan.dropin}))
                     now[key] = read_runtime(key)
                 else:
                     now[key] = value

@@ -30,8 +30,10 @@ LOG_LEVEL, KEYBOARD, DUMPS, SYNC, REMOUNT, SIGNAL, REBOOT, NICE = (
 BITS = {LOG_LEVEL: 2, KEYBOARD: 4, DUMPS: 8, SYNC: 16, REMOUNT: 32, SIGNAL: 64, REBOOT: 128, NICE: 256}
 
 # Keys whose effect cannot be taken back: reboot/power off/crash, killing or signalling every process,
-# OOM kill, SAK, remount read-only, thawing frozen filesystems (the set).
-DESTRUCTIVE = frozenset("bceioukfj")
+# OOM kill, SAK, remount read-only, thawing frozen filesystems; and the debugger keys, which stop the
+# machine: g enters kgdb (every CPU halts and waits for a debugger when kgdboc is set), x enters xmon on
+# powerpc (the same).
+DESTRUCTIVE = frozenset("bceioukfjgx")
 
 # Keys whose output is a task dump the parser turns into tasks.
 TASK_DUMP_KEYS = frozenset("twl")

@@ -62,7 +62,7 @@ def test_sysrq_dump_with_every_host_unreachable_still_writes_the_summary(invento
     assert summary["unreachable"] == ["web1", "web2"] and summary["answered"] == 0
     assert "Connection refused" in summary["unreachable_reasons"]["web1"]
     text = open(os.path.join(where, "summary.md"), encoding="utf-8").read()
-    assert "- Unreachable: web1: " in text and "No tasks in this dump (no host answered)." in text
+    assert "- Unreachable: `web1`: " in text and "No tasks in this dump (no host answered)." in text
     assert open(os.path.join(where, "stacks.folded"), encoding="utf-8").read() == ""
     assert os.path.exists(os.path.join(where, "flamegraph.html")) is not bool(flamegraph.missing())
     assert sorted(os.listdir(where)) == sorted(
@@ -119,4 +119,16 @@ def test_collect_dmesg_with_unreachable_hosts(inventory, tmp_path):
     summary = json.load(open(os.path.join(where, "summary.json"), encoding="utf-8"))
     assert summary["unreachable"] == ["db1"] and summary["asked"] == 1 and summary["crash_count"] == 0
     assert summary["levels"] == ["emerg", "alert", "crit", "err"]
-    assert "Unreachable: db1:" in open(os.path.join(where, "summary.md"), encoding="utf-8").read()
+    assert "Unreachable: `db1`:" in open(os.path.join(where, "summary.md"), encoding="utf-8").read()
+
+
+def test_two_dumps_started_in_the_same_second_get_their_own_directories(inventory, tmp_path):
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="False")
+    cmd = ["ansible-playbook", "-i", inventory, os.path.join(REPO, "playbooks", "sysrq-dump.yml"),
+           "-e", "sysrq_dump_root=%s" % tmp_path, "--limit", "web1"]
+    procs = [subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for _run in range(2)]
+    assert [proc.wait(timeout=300) for proc in procs] == [0, 0]
+    names = sorted(os.listdir(tmp_path))
+    assert len(names) == 2, names
+    assert names[0][:15] == names[1][:15] or names[0][:14] == names[1][:14]      # the same second, or next to it

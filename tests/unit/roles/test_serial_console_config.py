@@ -129,7 +129,10 @@ HOSTS = {
 # A hand-edited file that sets GRUB_TERMINAL again further down: grub-mkconfig would not get the role's value, and
 # the role must say so (after writing its lines: it reads back what it wrote, the way grub-mkconfig will).
 GRUB_LEAP_OVERRIDE = GRUB_LEAP + 'if [ -n "$GRUB_THEME" ]; then\n    GRUB_TERMINAL="gfxterm"\nfi\n'
-FAILING = {"leap_override": (HOSTS["leap"][0], {}, GRUB_LEAP_OVERRIDE)}
+# A terminal name that would run a command where grub-mkconfig (and the role's read-back) sources the file.
+BAD_TERMINAL = ['serial"; touch {{ test_base }}/pwned; "']
+FAILING = {"leap_override": (HOSTS["leap"][0], {}, GRUB_LEAP_OVERRIDE),
+           "bad_terminal": (HOSTS["leap"][0], {"serial_console_grub_terminal": BAD_TERMINAL}, GRUB_LEAP)}
 
 GRUB_CFG = {
     "rocky9_cloud": {"bios": "/boot/grub2/grub.cfg", "uefi": "/boot/grub2/grub.cfg"},
@@ -192,7 +195,9 @@ def lab(tmp_path_factory):
 
 
 def test_runs_fail_only_where_they_must(lab):
-    assert lab.check.rc == 0, lab.check        # check mode reads back nothing new, so it cannot tell
+    # check mode reads back nothing new, so it cannot tell leap_override; a bad terminal name it refuses
+    assert lab.check.rc == 2, lab.check
+    assert sorted(set(host for host, _task, _msg in lab.check.failures())) == ["bad_terminal"], lab.check
     for run in (lab.first, lab.second):
         assert run.rc == 2, run                 # leap_override failed, and only it
         assert sorted(set(host for host, _task, _msg in run.failures())) == sorted(FAILING), run
@@ -257,3 +262,19 @@ def test_a_later_setting_in_the_same_file_is_refused(lab):
         assert "a later line of %s sets them" % lab.grub("leap_override") in failed["msg"]
     # the failed host's boot configuration was not regenerated with settings that do not take
     assert lab.calls("leap_override") == []
+
+
+def test_a_failed_check_puts_the_file_back(lab):
+    # the role wrote its lines, read them back, found them overridden: the file is as it was before the run
+    assert get(lab.grub("leap_override")) == GRUB_LEAP_OVERRIDE
+    failed = [msg for host, _task, msg in lab.first.failures() if host == "leap_override"]
+    assert any("was put back from its backup" in msg for msg in failed), failed
+
+
+def test_grub_terminal_names_are_checked_before_anything_is_written(lab):
+    for run in (lab.first, lab.second):
+        failed = [msg for host, _task, msg in run.failures() if host == "bad_terminal"]
+        assert failed and "is not a GRUB terminal" in failed[0] and "gfxterm" in failed[0], failed
+    assert get(lab.grub("bad_terminal")) == GRUB_LEAP
+    assert not os.path.exists(os.path.join(lab.root, "bad_terminal", "pwned"))
+    assert lab.calls("bad_terminal") == []

@@ -105,3 +105,8 @@ def test_summary_with_an_unreadable_copy(tmp_path):
     hosts = {"h": {"status": "answered", "lines": [], "crash_files": [crash]}}
     entry = k.summarize(hosts)["crashes"][0]
     assert entry["name"] == "dmesg.a" and entry["reason"] is None
+
+
+def test_non_ascii_digits_are_not_a_level():
+    with pytest.raises(k.KernelLogError, match="unknown kernel log level"):
+        k.level_name("\u00b2")

@@ -28,13 +28,14 @@ def test_parse_record_caller_fields_and_escapes():
            b" SUBSYSTEM=block\n DEVICE=+block:loop0\n")
     rec = kmsg.parse_record(raw)
     assert rec["facility"] == 1 and rec["level"] == 6 and rec["flags"] == "c" and rec["caller"] == "T123"
-    assert rec["message"] == "caf\u00e9 \\ back\nsecond line"
+    assert rec["message"] == "caf\u00e9 \\ back\\x0asecond line"      # control characters stay escaped
     assert rec["fields"] == {"SUBSYSTEM": "block", "DEVICE": "+block:loop0"}
 
 
 def test_record_helper_round_trips():
-    text = "tab\there, esc \x1b[0m, \\ and \u00fc"
+    text = "tab\there, \\ and \u00fc"
     assert kmsg.parse_record(record(5, text))["message"] == text
+    assert kmsg.parse_record(record(5, "esc \x1b[0m"))["message"] == "esc \\x1b[0m"
 
 
 @pytest.mark.parametrize("raw", [b"no separator", b"a,b,c;msg", b"6;msg", b""])
@@ -61,7 +62,7 @@ def test_capture_reads_after_the_end_and_settles():
     result = run_capture(source, lambda cap: source.push(record(101, "sysrq: Show Blocked State"),
                                                          record(102, "line two\nline three")))
     assert source.sought and source.closed
-    assert result["output"] == ["sysrq: Show Blocked State", "line two", "line three"]
+    assert result["output"] == ["sysrq: Show Blocked State", "line two\\x0aline three"]
     assert result["records"] == 2 and result["lost_records"] == 0 and result["overruns"] == 0
     assert result["timed_out"] is False and result["first_seq"] == 101 and result["last_seq"] == 102
     assert result["error"] is None

@@ -33,6 +33,11 @@ def test_paths_stay_inside(tmp_path, name):
         rf.write_tree(str(tmp_path), {name: "x"})
 
 
+def test_nul_in_a_file_name_is_a_clear_error(tmp_path):
+    with pytest.raises(rf.ReportFilesError, match="holds a NUL byte"):
+        rf.write_tree(str(tmp_path), {"a\x00b": "x"})
+
+
 def test_bad_input(tmp_path):
     with pytest.raises(rf.ReportFilesError, match="dest"):
         rf.plan("", {"a": "x"})
@@ -51,3 +56,64 @@ def test_dump_host_files_only_for_answering_hosts():
     assert files["a/output.txt"] == ["sysrq: Show Blocked State"]
     assert '"pid": 2' in files["a/tasks.json"] and files["a/tasks.json"].endswith("\n")
     assert dump_report.host_files(results, hosts=["b", "c"]) == {}
+
+
+# --- any host name is safe as a directory of the report (issue #13, item 2) ---------------------------------
+
+@pytest.mark.parametrize("host,expected", [
+    ("web1", "web1"),
+    ("db-2.example.com", "db-2.example.com"),
+    ("../../escape", "%2E.%2F..%2Fescape"),
+    ("..", "%2E."),
+    (".", "%2E"),
+    (".hidden", "%2Ehidden"),
+    ("/etc", "%2Fetc"),
+    ("a\\b", "a%5Cb"),
+    ("50%", "50%25"),
+    ("nul\x00x", "nul%00x"),
+    ("esc\x1b[2J", "esc%1B[2J"),
+    ("\u202eevil", "%E2%80%AEevil"),
+    ("", "%"),
+])
+def test_report_name_is_one_safe_path_component(host, expected):
+    assert rf.report_name(host) == expected
+    assert rf._relative(rf.report_name(host)) == expected        # pylint: disable=protected-access
+
+
+def test_report_name_of_a_very_long_host_name_fits_a_file_name():
+    long_a, long_b = "a" * 300, "a" * 299 + "b"
+    assert len(rf.report_name(long_a).encode()) <= 255
+    assert rf.report_name(long_a) != rf.report_name(long_b)
+
+
+def test_one_bad_path_does_not_lose_the_others(tmp_path):
+    refused = []
+    written, _unchanged = rf.write_tree(str(tmp_path / "r"), {"good/output.txt": ["x"], "../../escape/x": "y",
+                                                              "nul\x00name": "z", "summary.md": "s"}, refused=refused)
+    assert sorted(os.path.relpath(p, tmp_path / "r") for p in written) == ["good/output.txt", "summary.md"]
+    assert [name for name, _why in refused] == ["../../escape/x", "nul\x00name"]
+    assert "NUL" in refused[1][1]
+    assert sorted(os.listdir(tmp_path)) == ["r"]
+
+
+def test_hostile_host_names_get_their_own_directories():
+    results = {"../../escape": {"tasks": [], "output": ["x"]}, "web1": {"tasks": [], "output": ["y"]},
+               "%2E.%2F..%2Fescape": {"tasks": [], "output": ["z"]}}
+    files = dump_report.host_files(results)
+    assert sorted(files) == ["%252E.%252F..%252Fescape/output.txt", "%252E.%252F..%252Fescape/tasks.json",
+                             "%2E.%2F..%2Fescape/output.txt", "%2E.%2F..%2Fescape/tasks.json",
+                             "web1/output.txt", "web1/tasks.json"]
+    summary = dump_report.summarize(results)
+    assert summary["host_dirs"] == {"../../escape": "%2E.%2F..%2Fescape", "%2E.%2F..%2Fescape": "%252E.%252F..%252Fescape"}
+
+
+@pytest.mark.parametrize("value,mode", [("0644", 0o644), ("644", 0o644), ("0o600", 0o600), (420, 0o644),
+                                        (0o755, 0o755), (" 0640 ", 0o640)])
+def test_file_mode_like_ansible_file_modules(value, mode):
+    assert rf.file_mode(value) == mode
+
+
+@pytest.mark.parametrize("value", ["rw-r--r--", "0999", "", "77777", -1, 0o10000, True, None])
+def test_file_mode_refuses_what_is_not_a_mode(value):
+    with pytest.raises(rf.ReportFilesError, match="is not a file mode: give an octal string"):
+        rf.file_mode(value)

@@ -36,7 +36,15 @@ def test_table_covers_the_kernel_keys_and_names():
     assert k.KEYS["t"]["name"] == "show-task-states"
     assert k.KEYS["l"]["name"] == "show-backtrace-all-active-cpus"
     assert k.VALID_KEYS.startswith("0123456789b") and k.VALID_KEYS.endswith("zR")
-    assert k.DESTRUCTIVE == frozenset("bceioukfj")
+    assert k.DESTRUCTIVE == frozenset("bceioukfjgx")
+
+
+@pytest.mark.parametrize("key", ["g", "x"])
+def test_debugger_keys_need_consent(key):
+    # g: kgdb stops every CPU until a debugger attaches (with kgdboc set); x: xmon on powerpc does the same
+    with pytest.raises(k.SysRqKeyError, match="refusing destructive SysRq key"):
+        k.validate("w" + key)
+    assert k.validate(key, allow_destructive=True) == [key]
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -87,7 +95,7 @@ def test_destructive_refused_without_consent(text, bad):
     msg = str(err.value)
     assert "allow_destructive" in msg
     assert ", ".join(repr(key) for key in bad) in msg
-    assert "destructive keys are: b c e f i j k o u" in msg
+    assert "destructive keys are: b c e f g i j k o u x" in msg
     assert k.validate(text, allow_destructive=True) == list(text)
 
 

@@ -45,7 +45,7 @@ def test_unsupported_setting_is_reported_not_written(host_root, run_module):
 
 @pytest.mark.parametrize("args, fragment", [
     ({"unknown_nmi_panic": 2}, "unknown_nmi_panic"),
-    ({"hung_task_timeout_secs": -5}, "hung_task_timeout_secs=-5 is not valid: expected an integer >= 0"),
+    ({"hung_task_timeout_secs": -5}, "hung_task_timeout_secs=-5 is not valid: expected an integer from 0 to"),
     ({}, "expected at least one of panic_on_unrecovered_nmi"),
 ])
 def test_bad_values(host_root, run_module, args, fragment):
@@ -95,3 +95,34 @@ def test_dropin_in_run_sysctl_d_is_accepted(host_root, run_module):
     debian_host(host_root, extra_proc=X86)
     result = run_module(nmi_panic, {"unknown_nmi_panic": 1, "dropin": "/run/sysctl.d/90-x.conf"}, check_mode=True)
     assert result.get("failed") is not True and result["dropin"] == "/run/sysctl.d/90-x.conf"
+
+
+@pytest.mark.parametrize("args,message", [
+    ({"panic": 1099511627776}, "panic=1099511627776 is not valid: expected an integer from -2147483648 to 2147483647"),
+    ({"panic": -2147483649}, "panic=-2147483649 is not valid"),
+    ({"hung_task_timeout_secs": 2 ** 63}, "hung_task_timeout_secs=9223372036854775808 is not valid: expected an integer "
+                                          "from 0 to 9223372036854775"),
+    ({"hung_task_timeout_secs": -1}, "hung_task_timeout_secs=-1 is not valid"),
+])
+def test_kernel_ranges_enforced_before_anything_is_written(host_root, run_module, args, message):
+    debian_host(host_root, extra_proc=X86)
+    result = run_module(nmi_panic, args)
+    assert result["failed"] and message in result["msg"], result["msg"]
+    assert not (host_root / DROPIN).exists()
+
+
+def test_a_value_the_kernel_refuses_is_not_kept(host_root, run_module, monkeypatch):
+    from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysctl import engine
+    debian_host(host_root, extra_proc=X86)
+    (host_root / DROPIN).write_text("# mine\nkernel.panic_on_oops = 1\n")
+    real = engine.write_runtime
+
+    def refuse_hung_task(key, value):
+        if key.endswith("hung_task_timeout_secs") and str(value) == "300":     # the probe's write-back passes
+            raise engine.SysctlError("cannot set kernel.hung_task_timeout_secs = %s at runtime: Invalid argument" % value)
+        real(key, value)
+    monkeypatch.setattr(engine, "write_runtime", refuse_hung_task)
+    result = run_module(nmi_panic, {"panic": 10, "hung_task_timeout_secs": 300})
+    assert result["failed"] and "Invalid argument" in result["msg"] and "nothing was kept" in result["msg"]
+    assert (host_root / DROPIN).read_text() == "# mine\nkernel.panic_on_oops = 1\n"
+    assert (host_root / "proc/sys/kernel/panic").read_text().strip() == "0"       # put back as it was

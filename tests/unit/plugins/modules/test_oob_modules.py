@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from ansible_collections.magic_sysrq.fleet.plugins.modules import oob_console, oob_nmi, oob_sysrq
 
 from ..conftest_helpers import warnings
@@ -129,3 +131,21 @@ def test_oob_console_marker_and_position(run_module, tmp_path):
 def test_oob_console_bad_position(run_module, tmp_path):
     r = run_module(oob_console, {"console": {"path": str(tmp_path / "x")}, "since_position": "abc"})
     assert r["failed"] and "byte offset" in r["msg"]
+
+
+def test_oob_console_cuts_and_reports_overlong_lines(run_module, tmp_path):
+    log = tmp_path / "console.log"
+    log.write_text("x" * 5000 + "\r\n[  1.0] task:dd              state:D stack:0 pid:5 ppid:2 flags:0x0\r\n"
+                   "\x1b]0;never ended\x07 bell\x07\r\n")
+    r = run_module(oob_console, {"console": {"path": str(log)}})
+    assert r["lines_cut"] == 1 and len(r["lines"][0]) == 1024
+    assert [t["pid"] for t in r["tasks"]] == [5]
+    assert r["lines"][2] == " bell\\x07"                       # no control character reaches the result
+    assert any("longer than 1024 characters" in w for w in warnings(r))
+
+
+@pytest.mark.parametrize("position", ["\u00b2", "\u0663", "-1", "1.5"])
+def test_oob_console_position_is_ascii_digits(run_module, tmp_path, position):
+    (tmp_path / "x").write_text("")
+    r = run_module(oob_console, {"console": {"path": str(tmp_path / "x")}, "since_position": position})
+    assert r["failed"] and "a whole number >= 0" in r["msg"]

@@ -54,3 +54,26 @@ def test_kernel_without_sysrq(host_root, run_module, monkeypatch):
     assert result["changed"] is False
     assert facts["available"] is False and facts["trigger"] is False and facts["mask"] is None
     assert facts["functions"] == [] and facts["kdump_service"] is None and facts["kexec_crash_loaded"] is None
+
+
+def _odd_host(host_root, monkeypatch, cmdline, persistent="186"):
+    debian_host(host_root)
+    (host_root / "etc/sysctl.d/90-magic-sysrq.conf").write_text("kernel.sysrq = %s\n" % persistent)
+    (host_root / "proc/cmdline").write_text(cmdline)
+    monkeypatch.setattr(AnsibleModule, "get_bin_path", lambda self, name, *a, **k: None)
+
+
+def test_cmdline_with_an_unbalanced_quote_is_read_as_the_kernel_reads_it(host_root, run_module, monkeypatch):
+    # the kernel's next_arg(): a double quote runs to the end of the line; single quotes and backslashes are plain
+    _odd_host(host_root, monkeypatch, "root=/dev/vda1 it's a\\b sysrq_always_enabled dyndbg=\"file x +p\" "
+                                      "\"unbalanced crashkernel=1G\n")
+    facts = run_module(sysrq_facts, {})["ansible_facts"]["magic_sysrq"]
+    assert facts["cmdline_args"] == ["root=/dev/vda1", "it's", "a\\b", "sysrq_always_enabled", "dyndbg=file x +p",
+                                     "unbalanced crashkernel=1G"]
+    assert facts["always_enabled"] is True
+
+
+def test_persistent_value_with_non_ascii_digits_is_not_a_mask(host_root, run_module, monkeypatch):
+    _odd_host(host_root, monkeypatch, "root=/dev/vda1\n", persistent="\u00b2")
+    facts = run_module(sysrq_facts, {})["ansible_facts"]["magic_sysrq"]
+    assert facts["persistent"] == facts["mask"]
