@@ -197,8 +197,12 @@ def installed_collection(dest: Path) -> Path:
                    env=env, check=True, capture_output=True)
     tarball = next(dist.glob("magic_sysrq-fleet-*.tar.gz"))
     collections = dest / "collections"
-    subprocess.run(["ansible-galaxy", "collection", "install", "-p", str(collections), str(tarball)],
-                   env=dict(env, ANSIBLE_COLLECTIONS_PATH=str(collections)), check=True, capture_output=True)
+    env = dict(env, ANSIBLE_COLLECTIONS_PATH=str(collections))
+    env.pop("PYTHONPATH", None)  # scripts/env.sh's path holds this checkout as magic_sysrq.fleet: "already installed"
+    subprocess.run(["ansible-galaxy", "collection", "install", "-p", str(collections), str(tarball)], env=env,
+                   check=True, capture_output=True)
+    installed = collections / "ansible_collections" / "magic_sysrq" / "fleet"
+    assert (installed / "MANIFEST.json").is_file(), f"the tarball was not installed into {collections}"
     return collections
 
 
