@@ -21,7 +21,7 @@ import time
 import pytest
 
 from tests.lab.dumps import stuck as stuck_sh
-from tests.realkernel.support import HOSTS, latest_dir, ok, parallel, run_playbook
+from tests.realkernel.support import HOSTS, MODULE_WARNINGS, latest_dir, ok, parallel, run_playbook
 
 DEBUGGABLE, RECOVERY = "deb12", "deb13"
 MASKS = {DEBUGGABLE: 186, RECOVERY: 176}
@@ -57,7 +57,7 @@ def fact_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def masks(lab, ansible, fact_cache):
     parallel(lambda n: lab.ssh(n, f"sysctl -q -w kernel.sysrq={MASKS[n]} kernel.unknown_nmi_panic=0"))
-    run = ansible.playbook("oob-facts.yml", env=fact_cache)
+    run = ansible.playbook("oob-facts.yml", env=fact_cache, allow_warnings=MODULE_WARNINGS)
     assert run.rc == 0, run.summary()
     yield {n: ok(run, "Read the SysRq facts", n)["ansible_facts"]["magic_sysrq"]["mask"] for n in HOSTS}
     parallel(lambda n: lab.ssh(n, "sysctl -q --system", check=False, timeout=120))
@@ -107,7 +107,7 @@ def thawed(lab, wedged, dump):
 
 @pytest.fixture(scope="module")
 def after(ansible, thawed):
-    run = ansible.playbook("oob-console-nmi.yml")
+    run = ansible.playbook("oob-console-nmi.yml", allow_warnings=MODULE_WARNINGS)
     assert run.rc == 0, run.summary()
     return run
 
