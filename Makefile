@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := . scripts/env.sh &&
 
-.PHONY: bootstrap demo test quick unit sanity lint molecule realkernel lab-down build
+.PHONY: bootstrap demo test quick unit sanity lint molecule realkernel lab-down build docs ee
 
 bootstrap:
 	@scripts/bootstrap
@@ -38,3 +38,11 @@ lab-down:
 
 build: bootstrap
 	$(ENV) ansible-galaxy collection build --force --output-path .build
+
+## The docs linter docs.ansible.com runs, and the collection's HTML docs (antsibull-docs + Sphinx) in .build/docs/html.
+docs: bootstrap
+	scripts/docs
+
+## The execution environment (ansible-builder, local Debian base image), as magic-sysrq/ee:latest.
+ee: bootstrap
+	$(ENV) scripts/ee-image

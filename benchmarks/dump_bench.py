@@ -1,11 +1,11 @@
-"""sysrq-dump.yml against a naive dump playbook, side by side on the lab: wall time and module calls per host.
+"""sysrq_dump.yml against a naive dump playbook, side by side on the lab: wall time and module calls per host.
 
     . scripts/env.sh && MAGIC_SYSRQ_LAB_DIR=.lab-bench python -m tests.lab up
     MAGIC_SYSRQ_LAB_DIR=.lab-bench python benchmarks/dump_bench.py [--rounds 3] [--pipelining] [--json out.json]
     MAGIC_SYSRQ_LAB_DIR=.lab-bench python -m tests.lab down
 
 The naive playbook (benchmarks/naive-dump.yml) is a shell task `echo w > /proc/sysrq-trigger`, a shell task
-`dmesg > /tmp/naive-dmesg.txt` and a fetch of that file. sysrq-dump.yml is run as shipped (w key, default
+`dmesg > /tmp/naive-dmesg.txt` and a fetch of that file. sysrq_dump.yml is run as shipped (w key, default
 settings) and writes its whole report (per-host output and tasks, summary.md/json, stacks.folded, flame
 graph). Both run with the same Ansible settings against the same hosts, alternating which goes first each round.
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     env = ansible_env(args.pipelining)
     out = Path(tempfile.mkdtemp(prefix="dump-bench-"))
     playbooks = {
-        "sysrq-dump.yml": ["ansible-playbook", "-i", str(inventory), "playbooks/sysrq-dump.yml",
+        "sysrq_dump.yml": ["ansible-playbook", "-i", str(inventory), "playbooks/sysrq_dump.yml",
                            "-e", f"sysrq_dump_root={out}/sysrq-dumps"],
         "naive-dump.yml": ["ansible-playbook", "-i", str(inventory), "benchmarks/naive-dump.yml",
                            "-e", f"naive_dest={out}/naive"],
@@ -115,14 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, cmd in playbooks.items():
         proc = run(cmd + ["-vvv"], env)[1]
         calls[name] = count_calls(proc.stdout + proc.stderr, ports)
-    dump, naive = statistics.median(walls["sysrq-dump.yml"]), statistics.median(walls["naive-dump.yml"])
+    dump, naive = statistics.median(walls["sysrq_dump.yml"]), statistics.median(walls["naive-dump.yml"])
     result = {
         "hosts": sorted(ports.values()), "rounds": args.rounds, "pipelining": args.pipelining,
-        "wall_seconds": walls, "median_seconds": {"sysrq-dump.yml": dump, "naive-dump.yml": naive},
+        "wall_seconds": walls, "median_seconds": {"sysrq_dump.yml": dump, "naive-dump.yml": naive},
         "ratio": dump / naive, "calls_per_host": calls,
         "targets": {"ratio_at_most": TARGET_RATIO, "module_calls_per_host": TARGET_CALLS},
     }
-    dump_calls = {h: c["module_calls"] for h, c in calls["sysrq-dump.yml"].items()}
+    dump_calls = {h: c["module_calls"] for h, c in calls["sysrq_dump.yml"].items()}
     result["met"] = {"wall": result["ratio"] <= TARGET_RATIO,
                      "module_calls": all(n == TARGET_CALLS for n in dump_calls.values())}
     print()

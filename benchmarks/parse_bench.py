@@ -7,7 +7,7 @@ Debian 12 / 6.1, and deb13-t.dmesg.txt, Debian 13 / 6.12), alternated and replic
 with its pids and ppids shifted (so no two hosts share a pid) and its own host name. Each host's text is parsed
 with the collection's parser (magic_sysrq.fleet's sysrq_tasks.parse_text, as the sysrq_tasks filter does, log
 prefixes included), then all hosts are grouped by identical stack (stack_groups.group_stacks) and folded
-(folded_lines), as sysrq-dump.yml does on the controller.
+(folded_lines), as sysrq_dump.yml does on the controller.
 
 Timed: parse + group + fold, single process, best of --repeat (and the same over two processes, the machine's
 cores). Baseline: `grep -c 'task:'` over a file holding the same bytes (best of --repeat, warm page cache).

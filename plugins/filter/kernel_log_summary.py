@@ -5,12 +5,12 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: kernel_log_summary
-short_description: The fleet summary of collect-dmesg.yml, with the panic reason of every crash dmesg
+short_description: The fleet summary of collect_dmesg.yml, with the panic reason of every crash dmesg
 version_added: 0.2.0
 author:
   - magic_sysrq.fleet maintainers (@magic-sysrq)
 description:
-  - Takes, per host, what C(collect-dmesg.yml) gathered (status, kernel log line count and time span, the crash
+  - Takes, per host, what C(collect_dmesg.yml) gathered (status, kernel log line count and time span, the crash
     dmesg files copied to the controller) and returns the fleet summary. Each crash file is read on the controller
     and its panic reason found as P(magic_sysrq.fleet.panic_reason#filter) does.
 options:
@@ -44,15 +44,36 @@ _value:
   description: The summary.
   type: dict
   contains:
-    since: {description: The start time (ISO) or V(boot)., type: str}
-    levels: {description: The levels collected, or V(all)., type: raw}
-    asked: {description: Hosts asked., type: int}
-    answered: {description: Hosts that answered., type: int}
-    unreachable: {description: Hosts that could not be reached., type: list, elements: str}
-    failed: {description: Hosts where collecting failed., type: list, elements: str}
-    crash_count: {description: Crash dmesg files collected over the fleet., type: int}
-    crashes: {description: Every crash file, newest first, with host, name, path, mtime, reason, kind, headline., type: list, elements: dict}
-    hosts: {description: Per host, what was collected, crash files with their panic reasons., type: dict}
+    since:
+      description: The start time (ISO) or V(boot).
+      type: str
+    levels:
+      description: The levels collected, or V(all).
+      type: raw
+    asked:
+      description: Hosts asked.
+      type: int
+    answered:
+      description: Hosts that answered.
+      type: int
+    unreachable:
+      description: Hosts that could not be reached.
+      type: list
+      elements: str
+    failed:
+      description: Hosts where collecting failed.
+      type: list
+      elements: str
+    crash_count:
+      description: Crash dmesg files collected over the fleet.
+      type: int
+    crashes:
+      description: Every crash file, newest first, with host, name, path, mtime, reason, kind, headline.
+      type: list
+      elements: dict
+    hosts:
+      description: Per host, what was collected, crash files with their panic reasons.
+      type: dict
 """
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import kernel_log

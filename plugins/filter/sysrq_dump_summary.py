@@ -14,7 +14,7 @@ description:
     C(ignore_errors), so unreachable and failing hosts have one too) and says which hosts answered, which were
     unreachable or failed and why, how many tasks and blocked (D state) tasks each answering host has, and the
     identical stacks across hosts, biggest group first (as P(magic_sysrq.fleet.sysrq_stack_groups#filter)).
-  - This is what C(sysrq-dump.yml) writes as C(summary.json) and renders as C(summary.md).
+  - This is what C(sysrq_dump.yml) writes as C(summary.json) and renders as C(summary.md).
 options:
   _input:
     description: A dict of host name to its registered result, or null for a host that has none.
@@ -55,26 +55,72 @@ _value:
   description: The summary.
   type: dict
   contains:
-    key: {description: The key sent., type: str}
-    directory: {description: Where the dump is written., type: str}
-    asked: {description: How many hosts were asked., type: int}
-    answered: {description: How many answered with a dump., type: int}
-    hosts_asked: {description: The hosts asked, in order., type: list, elements: str}
-    hosts_answered: {description: The hosts that answered., type: list, elements: str}
-    unreachable: {description: The hosts that could not be reached, sorted., type: list, elements: str}
-    unreachable_reasons: {description: Host to the connection error., type: dict}
-    failed: {description: Host to why the dump failed there (module error, task timeout)., type: dict}
-    not_run: {description: Asked hosts with no result at all, with why., type: dict}
-    lost_records: {description: Host to kernel log records lost during the dump (only hosts that lost some)., type: dict}
-    timed_out: {description: Hosts whose capture stopped at its timeout while the kernel was still printing., type: list, elements: str}
-    not_captured: {description: Hosts where /dev/kmsg could not be read (keys written, nothing captured)., type: list, elements: str}
-    tasks_total: {description: Tasks over all answering hosts., type: int}
-    blocked_total: {description: Tasks in D state over all answering hosts., type: int}
-    tasks_per_host: {description: Host to its task count., type: dict}
-    blocked_per_host: {description: Host to its D-state task count., type: dict}
-    states_per_host: {description: Host to a dict of state letter to count., type: dict}
-    groups: {description: Identical stacks across hosts (state, frames, count, hosts, host_count, comms)., type: list, elements: dict}
-    flamegraph_missing: {description: Why no flame graph can be drawn on this controller ('' when it can)., type: str}
+    key:
+      description: The key sent.
+      type: str
+    directory:
+      description: Where the dump is written.
+      type: str
+    asked:
+      description: How many hosts were asked.
+      type: int
+    answered:
+      description: How many answered with a dump.
+      type: int
+    hosts_asked:
+      description: The hosts asked, in order.
+      type: list
+      elements: str
+    hosts_answered:
+      description: The hosts that answered.
+      type: list
+      elements: str
+    unreachable:
+      description: The hosts that could not be reached, sorted.
+      type: list
+      elements: str
+    unreachable_reasons:
+      description: Host to the connection error.
+      type: dict
+    failed:
+      description: Host to why the dump failed there (module error, task timeout).
+      type: dict
+    not_run:
+      description: Asked hosts with no result at all, with why.
+      type: dict
+    lost_records:
+      description: Host to kernel log records lost during the dump (only hosts that lost some).
+      type: dict
+    timed_out:
+      description: Hosts whose capture stopped at its timeout while the kernel was still printing.
+      type: list
+      elements: str
+    not_captured:
+      description: Hosts where /dev/kmsg could not be read (keys written, nothing captured).
+      type: list
+      elements: str
+    tasks_total:
+      description: Tasks over all answering hosts.
+      type: int
+    blocked_total:
+      description: Tasks in D state over all answering hosts.
+      type: int
+    tasks_per_host:
+      description: Host to its task count.
+      type: dict
+    blocked_per_host:
+      description: Host to its D-state task count.
+      type: dict
+    states_per_host:
+      description: Host to a dict of state letter to count.
+      type: dict
+    groups:
+      description: Identical stacks across hosts (state, frames, count, hosts, host_count, comms).
+      type: list
+      elements: dict
+    flamegraph_missing:
+      description: Why no flame graph can be drawn on this controller ('' when it can).
+      type: str
 """
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import flamegraph

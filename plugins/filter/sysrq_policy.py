@@ -8,7 +8,7 @@ name: sysrq_policy
 short_description: Validate a SysRq policy and resolve its profile to a mask
 version_added: 0.1.0
 description:
-  - Takes the variables of the M(magic_sysrq.fleet.sysrq_policy) role as a dict and returns the policy
+  - Takes the variables of the P(magic_sysrq.fleet.sysrq_policy#role) role as a dict and returns the policy
     with its mask computed, or fails with a message naming what is wrong and what is allowed.
   - Profiles are V(hardened) (mask 0), V(recovery) (sync, remount, reboot = 176), V(debuggable)
     (log_level, dumps, sync, remount, reboot = 186) and V(custom) (exactly one of C(functions) and C(mask)).

@@ -11,7 +11,7 @@ version_added: 0.2.0
 description:
   - Writes every file of a report (per-host dumps, summaries) under O(dest) on the controller, in the
     controller process, with one task instead of one C(copy) module run per file. That keeps the
-    controller side of C(sysrq-dump.yml) and C(collect-dmesg.yml) fast on large fleets.
+    controller side of C(sysrq_dump.yml) and C(collect_dmesg.yml) fast on large fleets.
   - Each file is written atomically (temporary file, then rename) and only when its content differs.
     Missing directories are created. Paths must stay inside O(dest).
   - A path that is absolute, climbs out with C(..), or holds a NUL byte is not written and is listed in

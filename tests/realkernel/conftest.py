@@ -20,8 +20,8 @@ from tests.realkernel.support import HOSTS, Ansible, parallel  # noqa: E402
 
 # The order the modules run in: the core modules on fresh guests; then the roles, after the `clean` fixture has
 # put back what a fresh boot has (their first run must change what a fresh host lacks); then the playbooks and the
-# out-of-band paths (which end in reboots).
-ORDER = ("test_realkernel.py", "test_roles.py", "test_playbooks.py", "test_oob.py")
+# playbooks inside the execution environment, and the out-of-band paths (which end in reboots).
+ORDER = ("test_realkernel.py", "test_roles.py", "test_playbooks.py", "test_ee.py", "test_oob.py")
 
 
 def pytest_collection_modifyitems(items):

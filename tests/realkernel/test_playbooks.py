@@ -1,15 +1,18 @@
 """The incident playbooks on real kernels (Debian 12 / 6.1 and Debian 13 / 6.12 under QEMU).
 
 In order (module fixtures, chained):
-  D-state tasks made on deb12 -> sysrq-dump.yml on both guests at once: the summary groups the three tasks as one
-  stack on deb12 and shows none on deb13 -> harden-sysrq.yml -> the mask changed by hand on deb13 ->
-  check-sysrq-policy.yml fails with a JUnit failure for deb13 only -> harden-sysrq.yml -> check passes ->
-  a real kdump crash dmesg (tests/unit/fixtures/crash) put in deb13's /var/crash -> collect-dmesg.yml brings it
+  the collection built and installed from its tarball into an empty collections path ->
+  D-state tasks made on deb12 -> magic_sysrq.fleet.sysrq_dump (by name, from the installed tarball) on both guests
+  at once: the summary groups the three tasks as one stack on deb12 and shows none on deb13 -> harden_sysrq.yml ->
+  the mask changed by hand on deb13 -> magic_sysrq.fleet.check_sysrq_policy (by name, installed) fails with a JUnit
+  failure for deb13 only -> harden_sysrq.yml -> check passes ->
+  a real kdump crash dmesg (tests/unit/fixtures/crash) put in deb13's /var/crash -> collect_dmesg.yml brings it
   back and names its panic reason; it also brings back, byte for byte, the dumps of the real crashes test_roles.py
   caused earlier in the run on both guests (SysRq c through the kdump role's crash test, then an NMI panic: the
   suite's order runs test_roles.py first) -> deb13 stopped (QMP stop) ->
-  sysrq-dump.yml reports it unreachable and still writes deb12's summary -> deb13
+  sysrq_dump.yml reports it unreachable and still writes deb12's summary -> deb13
   resumed (QMP cont).
+The other runs go by path from this checkout. No run may warn (tests/realkernel/support.py).
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.lab.dumps import stuck as stuck_sh
-from tests.realkernel.support import REPO, latest_dir, run_playbook
+from tests.realkernel.support import REPO, installed_collection, latest_dir, run_playbook
 
 PLAYBOOKS = REPO / "playbooks"
 STUCK = "deb12"
@@ -42,26 +45,33 @@ def stuck(lab):
 
 
 @pytest.fixture(scope="module")
-def dump_both(ansible, stuck, tmp_path_factory):
+def installed(tmp_path_factory):
+    """The collection as a user gets it: the built tarball installed into an empty collections path."""
+    return installed_collection(tmp_path_factory.mktemp("installed"))
+
+
+@pytest.fixture(scope="module")
+def dump_both(ansible, stuck, installed, tmp_path_factory):
     root = tmp_path_factory.mktemp("sysrq-dumps")
-    rc, text, seconds = run_playbook(ansible, "sysrq-dump.yml", {"sysrq_dump_root": str(root)}, out="sysrq-dump-both")
+    rc, text, seconds = run_playbook(ansible, "sysrq_dump.yml", {"sysrq_dump_root": str(root)}, out="sysrq-dump-both",
+                                     collections=installed)
     where = latest_dir(root)
     return {"rc": rc, "text": text, "seconds": seconds, "dir": where,
             "summary": json.loads((where / "summary.json").read_text())}
 
 
 @pytest.fixture(scope="module")
-def policy(lab, ansible, dump_both, tmp_path_factory):
+def policy(lab, ansible, dump_both, installed, tmp_path_factory):
     """harden, change deb13's mask by hand, check (fails), harden again, check (passes)."""
     reports = tmp_path_factory.mktemp("policy")
-    out = {"harden1": run_playbook(ansible, "harden-sysrq.yml", out="harden-1")}
+    out = {"harden1": run_playbook(ansible, "harden_sysrq.yml", out="harden-1")}
     lab.ssh(QUIET, "sysctl -q -w kernel.sysrq=1")
-    out["check_bad"] = run_playbook(ansible, "check-sysrq-policy.yml", {"sysrq_report_dir": str(reports / "bad")},
-                                    out="check-bad")
+    out["check_bad"] = run_playbook(ansible, "check_sysrq_policy.yml", {"sysrq_report_dir": str(reports / "bad")},
+                                    out="check-bad", collections=installed)
     out["junit_bad"] = ET.parse(reports / "bad" / "sysrq-policy.junit.xml")
-    out["harden2"] = run_playbook(ansible, "harden-sysrq.yml", out="harden-2")
-    out["check_good"] = run_playbook(ansible, "check-sysrq-policy.yml", {"sysrq_report_dir": str(reports / "good")},
-                                     out="check-good")
+    out["harden2"] = run_playbook(ansible, "harden_sysrq.yml", out="harden-2")
+    out["check_good"] = run_playbook(ansible, "check_sysrq_policy.yml", {"sysrq_report_dir": str(reports / "good")},
+                                     out="check-good", collections=installed)
     out["junit_good"] = ET.parse(reports / "good" / "sysrq-policy.junit.xml")
     return out
 
@@ -80,14 +90,14 @@ def _sha256(path):
 
 @pytest.fixture(scope="module")
 def collected(lab, ansible, policy, tmp_path_factory):
-    """A kdump crash dmesg in deb13's crash directory, then collect-dmesg.yml on both guests."""
+    """A kdump crash dmesg in deb13's crash directory, then collect_dmesg.yml on both guests."""
     root = tmp_path_factory.mktemp("kernel-logs")
     real = {n: dict(reversed(line.split()) for line in lab.ssh(n, CRASH_FILES).stdout.splitlines())
             for n in (STUCK, QUIET)}
     lab.ssh(QUIET, f"mkdir -p /var/crash/{CRASH_STAMP} && cat > /var/crash/{CRASH_STAMP}/dmesg.{CRASH_STAMP}",
             input_data=CRASH_FIXTURE.read_text())
     try:
-        rc, text, seconds = run_playbook(ansible, "collect-dmesg.yml",
+        rc, text, seconds = run_playbook(ansible, "collect_dmesg.yml",
                                          {"collect_dmesg_root": str(root), "level": "warn", "crash_files": 20},
                                          out="collect-dmesg")
     finally:
@@ -105,7 +115,7 @@ def one_stopped(lab, ansible, collected, tmp_path_factory):
     try:
         # A fresh control path: no SSH master left from earlier runs that would hang instead of failing.
         with tempfile.TemporaryDirectory() as control:
-            rc, text, seconds = run_playbook(ansible, "sysrq-dump.yml", {"sysrq_dump_root": str(root)},
+            rc, text, seconds = run_playbook(ansible, "sysrq_dump.yml", {"sysrq_dump_root": str(root)},
                                              env={"ANSIBLE_SSH_CONTROL_PATH_DIR": control}, out="sysrq-dump-stopped")
     finally:
         with contextlib.suppress(Exception):

@@ -16,7 +16,7 @@ import pytest
 
 from tests.lab import GUESTS
 from tests.lab.config import MEMORY_MB
-from tests.realkernel.support import HOSTS, keyboard_w, ok, parallel
+from tests.realkernel.support import HOSTS, MODULE_WARNINGS, keyboard_w, ok, parallel
 
 MASK = 186  # log_level 2 + dumps 8 + sync 16 + remount 32 + reboot 128
 FUNCTIONS = ["dumps", "log_level", "reboot", "remount", "sync"]
@@ -45,7 +45,7 @@ def keyboard_before(clean):
 
 @pytest.fixture(scope="module")
 def configure(ansible, keyboard_before):
-    return ansible.playbook("10-configure.yml")
+    return ansible.playbook("10-configure.yml", allow_warnings=MODULE_WARNINGS)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def keyboard_after(lab, configure):
 
 @pytest.fixture(scope="module")
 def cmdline_add(ansible, keyboard_after):
-    return ansible.playbook("20-cmdline-add.yml")
+    return ansible.playbook("20-cmdline-add.yml", allow_warnings=MODULE_WARNINGS)
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +68,13 @@ def reboot1(lab, cmdline_add):
 
 @pytest.fixture(scope="module")
 def after_reboot(ansible, reboot1):
-    return ansible.playbook("30-after-reboot.yml")
+    return ansible.playbook("30-after-reboot.yml", allow_warnings=MODULE_WARNINGS)
 
 
 @pytest.fixture(scope="module")
 def trigger(lab, ansible, after_reboot):
     before = parallel(lab.boot_id)
-    run = ansible.playbook("50-trigger.yml")
+    run = ansible.playbook("50-trigger.yml", allow_warnings=MODULE_WARNINGS)
     run.boot_before = before
     run.boot_after = parallel(lambda n: lab.ssh(n, "cat /proc/sys/kernel/random/boot_id").stdout.strip())
     return run
@@ -82,7 +82,7 @@ def trigger(lab, ansible, after_reboot):
 
 @pytest.fixture(scope="module")
 def cmdline_remove(ansible, trigger):
-    return ansible.playbook("40-cmdline-remove.yml")
+    return ansible.playbook("40-cmdline-remove.yml", allow_warnings=MODULE_WARNINGS)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def reboot2(lab, cmdline_remove):
 
 @pytest.fixture(scope="module")
 def after_remove(ansible, reboot2):
-    return ansible.playbook("60-after-remove.yml")
+    return ansible.playbook("60-after-remove.yml", allow_warnings=MODULE_WARNINGS)
 
 
 # ----------------------------------------------------------------------------------------------- the lab

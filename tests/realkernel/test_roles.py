@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.ipmi_sim import IpmiSim
-from tests.realkernel.support import HOSTS, keyboard_w, ok, parallel
+from tests.realkernel.support import HOSTS, MODULE_WARNINGS, keyboard_w, ok, parallel
 
 IPMI_GUEST = "deb13"  # its NMI goes through a BMC (ipmi_sim); deb12 gets it through QMP
 
@@ -182,7 +182,7 @@ def nmi(lab, ansible, keyboard_recovery):
     with IpmiSim(lab.guest(IPMI_GUEST)["qmp"]) as bmc:
         via = {n: {"method": "qmp"} for n in HOSTS}
         via[IPMI_GUEST] = {"method": "ipmi", "ipmi": bmc.target}
-        sent = ansible.playbook("oob-nmi.yml", {"nmi_via": via})
+        sent = ansible.playbook("oob-nmi.yml", {"nmi_via": via}, allow_warnings=MODULE_WARNINGS)
         bmc_log = bmc.log()
         password = bmc.target["password"]
     lab.wait_reboot(list(HOSTS), boot_before, timeout=900)
