@@ -1,4 +1,4 @@
-"""sysrq-dump.yml against the floor (one `ping` task a host) on the scale lab, at N = 2, 10, 50 hosts, forks = N.
+"""sysrq_dump.yml against the floor (one `ping` task a host) on the scale lab, at N = 2, 10, 50 hosts, forks = N.
 
     . scripts/env.sh && python -m tests.scale up 50
     python benchmarks/fleet_bench.py [--sizes 2,10,50] [--rounds 3] [--pipelining both|on|off] [--json out.json]
@@ -10,7 +10,7 @@ sshd, reached through an SSH ProxyCommand into the lab's network namespace. For 
 in rotating order:
 
   floor           benchmarks/floor-ping.yml: one ansible.builtin.ping task a host, gather_facts off
-  sysrq-dump.yml  playbooks/sysrq-dump.yml as shipped (key w, default settings, the whole report written)
+  sysrq_dump.yml  playbooks/sysrq_dump.yml as shipped (key w, default settings, the whole report written)
   naive           benchmarks/naive-dump.yml: shell `echo w > /proc/sysrq-trigger`, shell dmesg > file, fetch
 
 It prints the median wall time of each and the ratios dump/floor and naive/floor (target: dump/floor <= 1.3).
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         target = f"scale[0:{size - 1}]"
         plays = {
             "floor": ["ansible-playbook", "-i", inventory, "benchmarks/floor-ping.yml", "-e", f"target={target}"],
-            "sysrq-dump.yml": ["ansible-playbook", "-i", inventory, "playbooks/sysrq-dump.yml", "-e", f"target={target}",
+            "sysrq_dump.yml": ["ansible-playbook", "-i", inventory, "playbooks/sysrq_dump.yml", "-e", f"target={target}",
                                "-e", f"sysrq_dump_root={out}/sysrq-dumps"],
             "naive": ["ansible-playbook", "-i", inventory, "benchmarks/naive-dump.yml", "-e", f"target={target}",
                       "-e", f"naive_dest={out}/naive"],
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             med = {name: statistics.median(values) for name, values in walls.items()}
             rows.append({"hosts": size, "forks": size, "pipelining": pipelining, "rounds": args.rounds,
                          "wall_seconds": walls, "median_seconds": med,
-                         "dump_over_floor": med["sysrq-dump.yml"] / med["floor"],
+                         "dump_over_floor": med["sysrq_dump.yml"] / med["floor"],
                          "naive_over_floor": med["naive"] / med["floor"]})
     print()
     print(f"{'N':>4s} {'pipelining':>10s} {'floor s':>8s} {'dump s':>8s} {'naive s':>8s} {'dump/floor':>10s} "
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         med = row["median_seconds"]
         print(f"{row['hosts']:4d} {'on' if row['pipelining'] else 'off':>10s} {med['floor']:8.1f} "
-              f"{med['sysrq-dump.yml']:8.1f} {med['naive']:8.1f} {row['dump_over_floor']:10.2f} "
+              f"{med['sysrq_dump.yml']:8.1f} {med['naive']:8.1f} {row['dump_over_floor']:10.2f} "
               f"{row['naive_over_floor']:11.2f}")
     met = all(row["dump_over_floor"] <= TARGET for row in rows)
     print(f"target dump/floor <= {TARGET} at every N: {'met' if met else 'NOT met'}")

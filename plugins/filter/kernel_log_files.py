@@ -5,12 +5,12 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: kernel_log_files
-short_description: The per-host kernel log files of collect-dmesg.yml, ready for report_files
+short_description: The per-host kernel log files of collect_dmesg.yml, ready for report_files
 version_added: 0.3.0
 author:
   - magic_sysrq.fleet maintainers (@magic-sysrq)
 description:
-  - From what C(collect-dmesg.yml) gathered per host (the input of P(magic_sysrq.fleet.kernel_log_summary#filter)),
+  - From what C(collect_dmesg.yml) gathered per host (the input of P(magic_sysrq.fleet.kernel_log_summary#filter)),
     makes C(<host>/dmesg.txt) for every host that answered. C(<host>) is the host name made a safe directory name by
     P(magic_sysrq.fleet.report_name#filter), and control characters in the lines are escaped.
 options:

@@ -6,7 +6,7 @@ own rsyslogd on 127.0.0.1 only. Then, on both guests at once (module fixtures, c
   the netconsole role in check mode (nothing changes), then for real ->
   D-state writers (tests/lab/stuck.sh) and an in-band `w`: the dump arrives and parses with the writers' pids; a
   short hung_task_timeout_secs: the kernel's hung-task report arrives ->
-  SSH wedged, wedged-host-dump.yml presses `w` through QMP and reads the dump back from netconsole ->
+  SSH wedged, wedged_host_dump.yml presses `w` through QMP and reads the dump back from netconsole ->
   2,000 extra threads and a `t` dump: every sequence number between two markers is either received or reported
   lost (checked against the kernel's own sequence numbers from /dev/kmsg) ->
   an NMI panic (unknown_nmi_panic=1, panic=10): the panic arrives, the guest reboots, and netconsole is enabled
@@ -208,7 +208,7 @@ def inband(lab, collector, configured):
 
 @pytest.fixture(scope="module")
 def wedged_dump(lab, ansible, collector, inband, tmp_path_factory):
-    """SSH wedged on both guests; wedged-host-dump.yml presses w through QMP and reads netconsole."""
+    """SSH wedged on both guests; wedged_host_dump.yml presses w through QMP and reads netconsole."""
     parallel(lambda n: lab.ssh(n, "sysctl -q -w kernel.sysrq=1"))
     offsets = {n: _size(collector["files"][n]) for n in HOSTS}
     parallel(lambda n: lab.ssh(n, WEDGE, timeout=60))
@@ -222,7 +222,7 @@ def wedged_dump(lab, ansible, collector, inband, tmp_path_factory):
     env = dict(ansible.env, ANSIBLE_STDOUT_CALLBACK="default",
                ANSIBLE_SSH_CONTROL_PATH_DIR=str(tmp_path_factory.mktemp("cp")))
     cmd = ["ansible-playbook", "-i", str(lab.inventory_file), "-i", str(inventory),
-           str(REPO / "playbooks" / "wedged-host-dump.yml"), "-e", json.dumps({"sysrq_dump_root": str(root)})]
+           str(REPO / "playbooks" / "wedged_host_dump.yml"), "-e", json.dumps({"sysrq_dump_root": str(root)})]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=900, check=False)
     (ansible.logdir / "netconsole-wedged-host-dump.log").write_text(proc.stdout + proc.stderr)
     where = latest_dir(root)

@@ -1,4 +1,4 @@
-"""sysrq-dump.yml across the whole scale lab (user-mode-linux kernels, tests/scale/fleet.py), with stragglers.
+"""sysrq_dump.yml across the whole scale lab (user-mode-linux kernels, tests/scale/fleet.py), with stragglers.
 
 One ``w`` dump with forks = N while:
   * some kernels are stopped (SIGSTOP) before the run starts and stay stopped: they cannot answer;
@@ -72,7 +72,7 @@ def test_w_dump_across_the_fleet_with_stragglers(fleet, tmp_path):
                # recommends for incidents (without it the host is reported unreachable, with the reason)
                ANSIBLE_SSH_RETRIES="3",
                ANSIBLE_DEPRECATION_WARNINGS="False", ANSIBLE_NOCOLOR="1")
-    cmd = ["ansible-playbook", "-i", str(fleet.inventory_file), str(REPO / "playbooks/sysrq-dump.yml"),
+    cmd = ["ansible-playbook", "-i", str(fleet.inventory_file), str(REPO / "playbooks/sysrq_dump.yml"),
            "-e", "key=w", "-e", f"sysrq_dump_root={root}", "-e", f"sysrq_dump_host_timeout={HOST_TIMEOUT}"]
     for name in stopped:
         fleet.stop(name)
@@ -101,7 +101,7 @@ def test_w_dump_across_the_fleet_with_stragglers(fleet, tmp_path):
         for name in stopped + slowed:
             fleet.resume(name)
     wall = time.monotonic() - started
-    print(f"sysrq-dump.yml on {HOSTS} kernels, forks={HOSTS}: {wall:.1f}s; faults: {faults}")
+    print(f"sysrq_dump.yml on {HOSTS} kernels, forks={HOSTS}: {wall:.1f}s; faults: {faults}")
     assert proc.returncode in (0, 4), proc.stdout[-4000:] + proc.stderr[-2000:]  # 4: some hosts unreachable
     assert wall < HOST_TIMEOUT + 120, f"the dump took {wall:.0f}s, more than the host timeout {HOST_TIMEOUT}s + 120s"
 

@@ -1,6 +1,6 @@
 # Copyright: magic_sysrq.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Kernel log selection for ``collect-dmesg.yml``: levels at or above a threshold, records since a time,
+"""Kernel log selection for ``collect_dmesg.yml``: levels at or above a threshold, records since a time,
 and the fleet summary of what was collected (with the panic reason of every crash dmesg).
 
 Records come from ``dmesg --time-format=iso``: ``2026-11-22T10:31:02,123456+00:00 message``. The time
@@ -140,7 +140,7 @@ def _read(path):
 
 
 def _crash_entry(item):
-    """A crash file as collect-dmesg.yml records it: a ``fetch`` result (``item`` is the ``find`` entry,
+    """A crash file as collect_dmesg.yml records it: a ``fetch`` result (``item`` is the ``find`` entry,
     ``dest`` the copy on the controller) or a plain ``{name, path, mtime, local|text}``."""
     found = item.get("item") if isinstance(item.get("item"), dict) else {}
     path = found.get("path") or item.get("path") or item.get("file")

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The fleet summary of a SysRq dump: which hosts answered, which did not and why, what they are stuck on.
 
-Input is what ``sysrq-dump.yml`` has on the controller after the dump: for every host asked, the result
+Input is what ``sysrq_dump.yml`` has on the controller after the dump: for every host asked, the result
 registered from :mod:`sysrq_trigger` (``None`` when the host has no result at all). A result is one of:
 
 * answered: a dict with ``tasks`` (and ``output``, ``lost_records``, ``timed_out``...);

@@ -60,7 +60,7 @@ def test_wedged_dump_of_hostile_hosts_and_names(tmp_path, speaker):
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
     root = tmp_path / "reports" / "dumps"
-    rc, out = play(str(inventory), "wedged-host-dump.yml", "-e", "sysrq_dump_root=%s" % root,
+    rc, out = play(str(inventory), "wedged_host_dump.yml", "-e", "sysrq_dump_root=%s" % root,
                    "-e", "wedged_probe_timeout=10")
     assert rc == 0, out
     assert sorted(os.listdir(tmp_path)) == [
@@ -96,7 +96,7 @@ def test_collect_dmesg_keeps_every_write_inside_the_report(tmp_path):
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {ESCAPE: local, MARKUP: {
         "ansible_host": "127.0.0.1", "ansible_port": _closed_port(), "ansible_ssh_common_args": "-o ConnectTimeout=3"}}}}))
     root = tmp_path / "reports" / "logs"
-    rc, out = play(str(inventory), "collect-dmesg.yml", "-e", "collect_dmesg_root=%s" % root,
+    rc, out = play(str(inventory), "collect_dmesg.yml", "-e", "collect_dmesg_root=%s" % root,
                    "-e", "crash_dir=%s" % (tmp_path / "crash"))
     assert rc == 0, out
     assert sorted(os.listdir(tmp_path)) == ["crash", "hosts.yml", "reports"], os.listdir(tmp_path)

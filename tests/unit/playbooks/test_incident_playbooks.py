@@ -131,7 +131,7 @@ def test_collect_dmesg_with_unreachable_hosts(inventory, tmp_path):
 
 def test_two_dumps_started_in_the_same_second_get_their_own_directories(inventory, tmp_path):
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="False")
-    cmd = ["ansible-playbook", "-i", inventory, os.path.join(REPO, "playbooks", "sysrq-dump.yml"),
+    cmd = ["ansible-playbook", "-i", inventory, os.path.join(REPO, "playbooks", "sysrq_dump.yml"),
            "-e", "sysrq_dump_root=%s" % tmp_path, "--limit", "web1"]
     procs = [subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for _run in range(2)]
