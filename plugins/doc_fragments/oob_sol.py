@@ -10,7 +10,7 @@ class ModuleDocFragment:
 options:
   sol:
     description:
-      - "With O(method=sol) (M(magic_sysrq.fleet.oob_sysrq)) or to read the console live
+      - "With C(method=sol) (M(magic_sysrq.fleet.oob_sysrq)) or to read the console live
         (M(magic_sysrq.fleet.oob_console)), the host's BMC over IPMI Serial-over-LAN, for example
         V({host: web1-bmc.example.com, username: admin, password: ...})."
       - Runs C(ipmitool sol activate) in a pseudo-terminal. A key is a serial BREAK (ipmitool's C(~B)) followed by

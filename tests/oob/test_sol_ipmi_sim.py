@@ -46,7 +46,7 @@ class SerialPort:
         self.sock.settimeout(0.2)
         while not self.stop:
             try:
-                conn, _ = self.sock.accept()
+                conn = self.sock.accept()[0]
             except OSError:
                 continue
             conn.settimeout(0.2)

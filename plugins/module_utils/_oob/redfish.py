@@ -319,4 +319,3 @@ def inject_nmi(module, target):
     if logout_error:
         response["session_logout_error"] = logout_error
     return {"request": request, "response": response}
-

@@ -223,7 +223,7 @@ class SolConsole:
         timeout = wait
         while True:
             try:
-                ready, _, _ = select.select([self.fd], [], [], timeout)
+                ready = select.select([self.fd], [], [], timeout)[0]
             except (OSError, ValueError):
                 break
             if not ready:

@@ -26,7 +26,7 @@ from ansible_collections.magic_sysrq.fleet.plugins.modules import oob_nmi
 SECRET = "s3cret-Pw!-Redfish"
 TOKEN = "tok-0123456789abcdef"
 RESET_TARGET = "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset"
-ALL_RESETS = ["On", "ForceOff", "GracefulShutdown", "GracefulRestart", "ForceRestart", "Nmi", "PushPowerButton"]
+ALL_RESETS = ("On", "ForceOff", "GracefulShutdown", "GracefulRestart", "ForceRestart", "Nmi", "PushPowerButton")
 
 
 class BMC:
@@ -58,12 +58,12 @@ class BMC:
                 if self.action_info:
                     action["@Redfish.ActionInfo"] = "/redfish/v1/Systems/%s/ResetActionInfo" % key
                 elif self.allowable is not None:
-                    action["ResetType@Redfish.AllowableValues"] = self.allowable
+                    action["ResetType@Redfish.AllowableValues"] = list(self.allowable)
                 return {"@odata.id": path, "Id": key, "PowerState": self.power,
                         "Actions": {"#ComputerSystem.Reset": action}}
             if path == "/redfish/v1/Systems/%s/ResetActionInfo" % key:
                 return {"Parameters": [{"Name": "ResetType", "Required": True, "DataType": "String",
-                                        "AllowableValues": self.allowable}]}
+                                        "AllowableValues": list(self.allowable)}]}
         return None
 
 
@@ -318,7 +318,7 @@ def test_tls_verified_by_default_and_refused(serve, tls):
     bmc = BMC()
     with pytest.raises(oob.OobError, match=r"TLS certificate is not trusted .*redfish.ca_path"):
         oob_redfish.inject_nmi(None, serve(bmc, tls))
-    assert [r for r in bmc.requests] == []
+    assert bmc.requests == []
 
 
 def test_tls_with_ca_path(serve, tls):
