@@ -16,6 +16,8 @@ description:
     ANSI escapes and carriage returns; returns the lines and the tasks of any SysRq V(t), V(w) or V(l) dump in
     them, parsed as M(magic_sysrq.fleet.sysrq_trigger) parses them.
   - Runs where the console is captured (C(delegate_to) the hypervisor or console server).
+  - With O(sol) instead of O(console), reads a bare-metal host's console live over its BMC's IPMI Serial-over-LAN
+    for O(duration) seconds (nothing is kept by the BMC, so only what is printed while the session is open).
 options:
   since_position:
     description:
@@ -39,12 +41,19 @@ options:
     description: Return at most this many lines, the last ones (the tasks are parsed from all of them).
     type: int
     default: 5000
+  duration:
+    description:
+      - With O(sol), how many seconds to capture the console (O(marker) then selects what followed it).
+    type: float
+    default: 10.0
 extends_documentation_fragment:
   - magic_sysrq.fleet.attributes
   - magic_sysrq.fleet.attributes.INFO_MODULE
   - magic_sysrq.fleet.oob_console
+  - magic_sysrq.fleet.oob_sol
 notes:
-  - O(console) must be given; without it the module fails and says which forms it takes.
+  - O(console) or O(sol) must be given; without either the module fails and says which forms it takes.
+  - In check mode an SOL session held by someone else is never taken over.
 seealso:
   - module: magic_sysrq.fleet.oob_sysrq
 author:
@@ -76,6 +85,15 @@ EXAMPLES = r"""
     marker: "sysrq: Show Blocked State"
   delegate_to: collector1.example.com
   register: netconsole
+
+- name: A bare-metal server's console over its BMC's Serial-over-LAN, for 30 seconds
+  magic_sysrq.fleet.oob_console:
+    sol:
+      host: web1-bmc.example.com
+      username: admin
+      password: "{{ vault_bmc_password }}"
+    duration: 30
+  delegate_to: localhost
 
 - name: Read on from where an oob_sysrq call stopped
   magic_sysrq.fleet.oob_console:
@@ -135,7 +153,7 @@ netconsole:
            plain_lines: 0, first_seq: 98, last_seq: 5220}
 position:
   description: Where reading ended (a byte offset or a journal cursor); pass it as O(since_position) to read on.
-  returned: success
+  returned: success with O(console)
   type: raw
   sample: 1048576
 """
@@ -145,6 +163,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import console as oob_console
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import sol as oob_sol
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser as sysrq_tasks
 
@@ -152,10 +171,14 @@ from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import par
 def main():
     spec = dict(oob_console.ARGUMENT_SPEC)
     spec.update(since_position=dict(type="str"), since=dict(type="str"), marker=dict(type="str"),
-                max_lines=dict(type="int", default=5000))
+                max_lines=dict(type="int", default=5000), duration=dict(type="float", default=10.0))
+    spec.update(oob_sol.ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
-                           mutually_exclusive=[["since_position", "since"]])
+                           mutually_exclusive=[["since_position", "since"], ["console", "sol"],
+                                               ["sol", "since_position"], ["sol", "since"]])
     params = module.params
+    if params["sol"]:
+        _live_sol(module, params)
     try:
         if params["max_lines"] <= 0:
             raise oob.OobError("max_lines must be > 0 (got %s)" % params["max_lines"])
@@ -181,6 +204,33 @@ def main():
                      tasks=tasks,
                      task_states=sysrq_tasks.state_counts(tasks), refused=oob_console.refusals(lines),
                      marker_found=found, position=end, **extra)
+
+
+def _live_sol(module, params):
+    """Capture the console over IPMI SOL for ``duration`` seconds (or until ``marker``), then exit."""
+    target = dict(params["sol"])
+    if module.check_mode:
+        target["takeover"] = False
+    marker = params["marker"]
+    try:
+        if params["max_lines"] <= 0 or params["duration"] <= 0:
+            raise oob.OobError("max_lines and duration must be > 0 (got %s, %s)" % (params["max_lines"],
+                                                                                    params["duration"]))
+        with oob_sol.SolConsole(module, target) as session:
+            text = session.capture(params["duration"])
+            took_over = session.took_over
+    except oob.OobError as exc:
+        module.fail_json(msg=str(exc))
+    if took_over:
+        module.warn("took over the SOL session someone else held on the BMC (sol.takeover=true)")
+    found = None
+    if marker:
+        text, found = oob_console.after_marker(text, marker)
+    lines = oob_console.lines_of(text)
+    tasks = oob_console.parse(lines)
+    module.exit_json(changed=False, lines=lines[-params["max_lines"]:], lines_total=len(lines), tasks=tasks,
+                     task_states=sysrq_tasks.state_counts(tasks), refused=oob_console.refusals(lines),
+                     marker_found=found)
 
 
 if __name__ == "__main__":

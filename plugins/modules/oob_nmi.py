@@ -23,7 +23,7 @@ options:
     description: How to reach the host. Each method takes its options in the option of the same name.
     type: str
     required: true
-    choices: [aws, azure, gcp, ipmi, libvirt, qmp]
+    choices: [aws, azure, gcp, ipmi, libvirt, qmp, redfish]
   allow_crash:
     description:
       - Consent to what the NMI will do. On a host configured to panic on it, a crash, a vmcore and a reboot.
@@ -35,6 +35,7 @@ extends_documentation_fragment:
   - magic_sysrq.fleet.oob_qmp
   - magic_sysrq.fleet.oob_libvirt
   - magic_sysrq.fleet.oob_ipmi
+  - magic_sysrq.fleet.oob_redfish
   - magic_sysrq.fleet.oob_cloud.aws
   - magic_sysrq.fleet.oob_cloud.gcp
   - magic_sysrq.fleet.oob_cloud.azure
@@ -73,6 +74,18 @@ EXAMPLES = r"""
       host: web1-bmc.example.com
       username: admin
       password: "{{ vault_bmc_password }}"
+    allow_crash: true
+  delegate_to: localhost
+
+- name: Through the BMC's Redfish service (iDRAC, iLO, XCC, OpenBMC), with a session and the site's CA
+  magic_sysrq.fleet.oob_nmi:
+    method: redfish
+    redfish:
+      host: web1-bmc.example.com
+      username: admin
+      password: "{{ vault_bmc_password }}"
+      auth: session
+      ca_path: /etc/pki/bmc-ca.pem
     allow_crash: true
   delegate_to: localhost
 

@@ -11,7 +11,8 @@ version_added: 0.2.0
 description:
   - For a host that no longer answers over SSH. Presses the SysRq chord on the host's keyboard through its
     hypervisor or console service (QEMU QMP C(send-key), libvirt C(virDomainSendKey), the Azure serial console),
-    then, with O(console), reads the host's captured console from just before the first key until it settles,
+    or sends a serial BREAK and the key through the BMC's IPMI Serial-over-LAN (O(method=sol)); then, with O(console)
+    (or over the SOL session itself), reads the host's captured console from just before the first key until it settles,
     and parses task dumps (V(w), V(t), V(l)) with the same parser as M(magic_sysrq.fleet.sysrq_trigger).
   - Runs on the machine that reaches the console, not on the wedged host. Point the task at the wedged host and
     C(delegate_to) the hypervisor (or V(localhost)).
@@ -24,7 +25,7 @@ options:
     description: How to reach the host's keyboard. Each method takes its options in the option of the same name.
     type: str
     required: true
-    choices: [azure, libvirt, qmp]
+    choices: [azure, libvirt, qmp, sol]
   keys:
     description:
       - The SysRq command keys to press, in order, for example V(w), V(9w) (raise the console log level, then
@@ -37,7 +38,7 @@ options:
     type: bool
     default: false
   hold_time:
-    description: Milliseconds the chord is held down (QMP C(hold-time), libvirt holdtime).
+    description: Milliseconds the chord is held down (QMP C(hold-time), libvirt holdtime). Unused by O(method=sol).
     type: int
     default: 100
   delay:
@@ -77,6 +78,7 @@ extends_documentation_fragment:
   - magic_sysrq.fleet.oob_console
   - magic_sysrq.fleet.oob_qmp
   - magic_sysrq.fleet.oob_libvirt
+  - magic_sysrq.fleet.oob_sol
   - magic_sysrq.fleet.oob_cloud.azure
 attributes:
   check_mode:
@@ -124,6 +126,17 @@ EXAMPLES = r"""
       path: /var/log/libvirt/qemu/web1-console.log
     keys: w
   delegate_to: hypervisor1.example.com
+
+- name: Blocked tasks of a wedged bare-metal server, BREAK + w over the BMC's Serial-over-LAN, read back over SOL
+  magic_sysrq.fleet.oob_sysrq:
+    method: sol
+    sol:
+      host: web1-bmc.example.com
+      username: admin
+      password: "{{ vault_bmc_password }}"
+    keys: w
+    mask: "{{ ansible_facts.magic_sysrq.mask | default(omit) }}"
+  delegate_to: localhost
 
 - name: Safe reboot of a frozen guest (sync, remount read-only, reboot)
   magic_sysrq.fleet.oob_sysrq:
@@ -187,7 +200,7 @@ console_position:
   description:
     - Where the console ended, a byte offset of O(console.path) or a journal cursor. Pass it to
       M(magic_sysrq.fleet.oob_console) as O(magic_sysrq.fleet.oob_console#module:since_position) to read what came later.
-  returned: success and O(console) given
+  returned: success and O(console) given (not with O(method=sol), whose console is the SOL session)
   type: raw
   sample: 1048576
 timed_out:
@@ -196,7 +209,7 @@ timed_out:
   type: bool
   sample: false
 captured:
-  description: Whether the console was read (false without O(console) and in check mode).
+  description: Whether the console was read (false without O(console) or O(method=sol), and in check mode).
   returned: always
   type: bool
   sample: true
@@ -214,6 +227,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import console as oob_console
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import methods as oob_methods
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import sol as oob_sol
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq import keys as sysrq_keys
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import parser as sysrq_tasks
 
@@ -267,11 +281,19 @@ def main():
 
     console = None
     start = None
+    sol = None
     try:
-        if params["console"]:
+        send = oob_methods.SYSRQ[params["method"]]
+        if params["method"] == "sol":
+            if params["console"]:
+                raise oob.OobError("method sol reads the console over its own SOL session: leave console unset")
+            # the SOL session is both the keyboard (BREAK + key) and the console
+            console = sol = oob_sol.console(module, target)
+            start = console.position()
+            send = sol.send_sysrq
+        elif params["console"]:
             console = oob_console.source(module, params["console"])
             start = console.position()
-        send = oob_methods.SYSRQ[params["method"]]
         for index, key in enumerate(keys):
             if index and params["delay"]:
                 time.sleep(params["delay"])
@@ -298,8 +320,15 @@ def main():
             if waited["timed_out"]:
                 module.warn("the console was still printing after timeout=%s seconds; output may be incomplete"
                             % params["timeout"])
+            if sol is not None:
+                del result["console_position"]
+                if sol.took_over:
+                    module.warn("took over the SOL session someone else held on the BMC (sol.takeover=true)")
     except oob.OobError as exc:
         module.fail_json(msg=str(exc), **result)
+    finally:
+        if sol is not None:
+            sol.close()
     module.exit_json(**result)
 
 

@@ -277,8 +277,11 @@ class IpmiSim:
 
     def __init__(self, qmp_socket: str | os.PathLike, *, username: str = "admin", password: str | None = None,
                  host: str = "127.0.0.1", port: int | None = None, cipher_suite: int = 3, diag: bool = True,
-                 workdir: str | os.PathLike | None = None, start_timeout: float = 10.0):
+                 workdir: str | os.PathLike | None = None, start_timeout: float = 10.0, sol: str | None = None):
         self.qmp_socket = str(qmp_socket)
+        # Serial-over-LAN: where ipmi_sim connects the SOL payload, for example "telnet:127.0.0.1:4555" (a QEMU
+        # telnet chardev: an SOL break goes out as telnet IAC BREAK, which QEMU turns into a UART break).
+        self.sol = sol
         self.username = username
         # IPMI 2.0 passwords are at most 20 bytes; 16 hex characters.
         self.password = password if password is not None else secrets.token_hex(8)
@@ -338,6 +341,8 @@ class IpmiSim:
             # user 1 is the anonymous user; 2: ours. usernum enabled name password max-priv max-sessions auths
             '  user 2 true "%s" "%s" admin 10 none md2 md5 straight' % (self.username, self.password),
         ]
+        if self.sol:
+            lines.append('  sol "%s" 115200' % self.sol)
         if self.diag:
             lines.append('loadlib "%s" "%s"' % (self._build_module(), chassis))
         (self.workdir / "lan.conf").write_text("\n".join(lines) + "\n")

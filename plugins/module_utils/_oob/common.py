@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._sysrq import keys as sysrq_keys
 
-METHODS_SYSRQ = ("qmp", "libvirt", "azure")
-METHODS_NMI = ("qmp", "libvirt", "ipmi", "aws", "gcp", "azure")
+METHODS_SYSRQ = ("qmp", "libvirt", "sol", "azure")
+METHODS_NMI = ("qmp", "libvirt", "ipmi", "redfish", "aws", "gcp", "azure")
 
 # What the kernel prints when the enable mask refuses a keyboard SysRq (drivers/tty/sysrq.c, __handle_sysrq).
 DISABLED_MARKER = "This sysrq operation is disabled"

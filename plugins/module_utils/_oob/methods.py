@@ -16,23 +16,27 @@ from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import gcp 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import ipmi as oob_ipmi
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import libvirt as oob_libvirt
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import qmp as oob_qmp
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import redfish as oob_redfish
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import sol as oob_sol
 
 SYSRQ = {
     "qmp": oob_qmp.send_sysrq,
     "libvirt": oob_libvirt.send_sysrq,
     "azure": oob_azure.send_sysrq,
+    "sol": oob_sol.send_sysrq,
 }
 NMI = {
     "qmp": oob_qmp.inject_nmi,
     "libvirt": oob_libvirt.inject_nmi,
     "ipmi": oob_ipmi.inject_nmi,
+    "redfish": oob_redfish.inject_nmi,
     "aws": oob_aws.inject_nmi,
     "gcp": oob_gcp.inject_nmi,
     "azure": oob_azure.inject_nmi,
 }
 _SPECS = {}
 for _spec in (oob_qmp.ARGUMENT_SPEC, oob_libvirt.ARGUMENT_SPEC, oob_ipmi.ARGUMENT_SPEC, oob_aws.ARGUMENT_SPEC,
-              oob_gcp.ARGUMENT_SPEC, oob_azure.ARGUMENT_SPEC):
+              oob_gcp.ARGUMENT_SPEC, oob_azure.ARGUMENT_SPEC, oob_redfish.ARGUMENT_SPEC, oob_sol.ARGUMENT_SPEC):
     _SPECS.update(_spec)
 del _spec
 
@@ -58,6 +62,8 @@ EXAMPLE = {
     "qmp": "qmp: {socket: /run/qemu/web1.qmp}",
     "libvirt": "libvirt: {uri: 'qemu:///system', domain: web1}",
     "ipmi": "ipmi: {host: web1-bmc.example.com, username: admin, password: ...}",
+    "redfish": "redfish: {host: web1-bmc.example.com, username: admin, password: ...}",
+    "sol": "sol: {host: web1-bmc.example.com, username: admin, password: ...}",
     "aws": "aws: {instance_id: i-0123456789abcdef0, region: eu-west-1}",
     "gcp": "gcp: {project: my-project, zone: europe-west1-b, instance: web1}",
     "azure": "azure: {subscription_id: ..., resource_group: rg, vm_name: web1}",
