@@ -1,6 +1,6 @@
 # Copyright: magic_sysrq.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Options of the out-of-band methods aws, gcp and azure (module_utils/oob_cloud.py).
+"""Options of the out-of-band methods aws, gcp and azure (module_utils/_oob/aws.py, gcp.py, azure.py).
 
 ``AWS``, ``GCP`` and ``AZURE`` document one method each: ``magic_sysrq.fleet.oob_cloud.aws`` and so on.
 """
