@@ -35,15 +35,13 @@ _value:
   type: dict
 """
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import kernel_log
+from ansible_collections.magic_sysrq.fleet.plugins.plugin_utils._filter_errors import expect_type, filter_errors
 
 
+@filter_errors(kernel_log.KernelLogError)
 def kernel_log_files(hosts):
-    if hosts is not None and not isinstance(hosts, dict):
-        raise AnsibleFilterError("kernel_log_files expects a dict of host -> collected data, got %s"
-                                 % type(hosts).__name__)
+    expect_type(hosts, dict, "a dict of host -> collected data")
     return kernel_log.host_files(hosts)
 
 
