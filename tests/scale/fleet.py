@@ -436,7 +436,7 @@ class Fleet:
                         pass
                 stopped.append(name)
         for name, info in state["hosts"].items():
-            for _ in range(100):
+            for _attempt in range(100):
                 if not _alive(info["pid"]):
                     break
                 time.sleep(0.05)
@@ -493,7 +493,7 @@ def capture_dumps(fleet: Fleet, name: str = "uml000", out: Path | None = None) -
 
 def main(argv: list[str]) -> int:
     import argparse
-    parser = argparse.ArgumentParser(prog="python -m tests.scale", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.scale", description=__doc__.split("\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="boot N kernels (default 50) and write .scale/inventory.ini")
     up.add_argument("count", type=int, nargs="?", default=50)
