@@ -15,7 +15,7 @@ options:
         V({host: web1-bmc.example.com, username: admin, password: ...})."
       - Runs C(ipmitool sol activate) in a pseudo-terminal. A key is a serial BREAK (ipmitool's C(~B)) followed by
         the key; the host's kernel console must be the serial port the BMC carries (C(console=ttyS1,115200) on most
-        servers; role M(magic_sysrq.fleet.serial_console)). Like a keyboard, this path obeys C(kernel.sysrq).
+        servers; role P(magic_sysrq.fleet.serial_console#role)). Like a keyboard, this path obeys C(kernel.sysrq).
       - The same session carries the console back. Before a second or later key one carriage return goes to the
         console (ipmitool sees its escape only at the start of a line).
       - The BMC serves one SOL session. When someone else holds it the task fails saying so and sends nothing;

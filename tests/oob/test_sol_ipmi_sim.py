@@ -125,7 +125,7 @@ def test_break_then_key_and_a_lone_cr_before_the_next(bmc, module):
     with oob_sol.console(module, _target(bmc)) as session:
         start = session.position()
         sent = session.send_sysrq(module, None, ["9", "w"])
-        session.capture(3, until=lambda t: "sysrq: key w" in t)
+        session.capture(20, until=lambda t: "sysrq: key w" in t)  # ends when the w arrives
         text = session.read(start)[0]                       # everything since before the first key
         assert "sysrq: key 9" in text and "sysrq: key w" in text, text
     assert [s["request"]["send"] for s in sent] == [["break", "9"], ["break", "w"]]
@@ -154,7 +154,7 @@ def test_held_by_someone_else_then_takeover(bmc, module):
         assert mine.took_over is True
         start = mine.position()
         mine.send_sysrq(module, None, ["h"])
-        mine.capture(3, until=lambda t: "sysrq: key h" in t)
+        mine.capture(20, until=lambda t: "sysrq: key h" in t)  # ends when the h arrives
         assert "sysrq: key h" in mine.read(start)[0]
         mine.close()
     finally:
