@@ -17,7 +17,7 @@ description:
     when needed). Targets with other names are left alone and listed in RV(other_targets).
   - With O(method=modparam) changes nothing in the running kernel and returns the C(netconsole=) module parameter.
   - Returns what a boot unit needs to bring the same targets back (RV(boot_files), RV(device_units)); the role
-    M(magic_sysrq.fleet.netconsole) writes them. Use the role for persistent netconsole.
+    P(magic_sysrq.fleet.netconsole#role) writes them. Use the role for persistent netconsole.
 options:
   targets:
     description: The collectors to send to. Each needs O(targets[].remote_ip); the rest is found or defaults.
