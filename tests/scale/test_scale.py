@@ -124,7 +124,7 @@ def test_w_dump_across_the_fleet_with_stragglers(fleet, tmp_path):
         assert name in unreachable | failed, (name, "a stopped or killed kernel cannot have answered")
         reason = summary["unreachable_reasons"].get(name) or summary["failed"].get(name)
         assert reason, f"{name}: no reason recorded"
-        assert f"{name}: " in markdown
+        assert f"`{name}`: " in markdown  # summary.md puts host names in code spans (they are host-controlled)
     for name in slowed:
         assert name in answered, (name, f"a kernel paused {SLOW_PAUSE}s must still answer within the host timeout",
                                   summary["unreachable_reasons"].get(name), summary["failed"].get(name))
