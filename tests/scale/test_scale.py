@@ -139,4 +139,4 @@ def test_w_dump_across_the_fleet_with_stragglers(fleet, tmp_path):
     assert summary["lost_records"] == {} and summary["timed_out"] == []
     (group,) = [g for g in summary["groups"] if g["state"] == "D"]
     assert group["host_count"] == len(healthy)
-    assert f"| {healthy[0]} | 1 | 1 | D 1 |" in markdown
+    assert f"| `{healthy[0]}` | 1 | 1 | `D` 1 |" in markdown  # host names and states in code spans
