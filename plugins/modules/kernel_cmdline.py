@@ -91,7 +91,8 @@ options:
       - Bring the boot configuration in line after a change. V(grub_debian) and V(grub_suse) run C(grub-mkconfig)
         (only when a file changed); V(systemd_boot) edits the existing loader entries. V(grubby) edits the entries
         in any case.
-      - V(false) edits only the defaults and templates; the result then warns that the boot configuration is stale.
+      - V(false) edits only the defaults and templates; RV(regeneration_pending) then says what is left to do (a role
+        that regenerates once in a handler uses this).
     type: bool
     default: true
 extends_documentation_fragment:
@@ -197,6 +198,13 @@ active:
   type: list
   elements: str
   sample: [BOOT_IMAGE=/boot/vmlinuz-6.1.0-27-amd64, root=UUID=0a3407de, ro, quiet]
+regeneration_pending:
+  description:
+    - With O(regenerate=false) and a change made, what is left to do before a reboot uses it (for example the
+      command that regenerates the GRUB configuration); null otherwise. Not a warning, since it was asked for.
+  returned: success
+  type: str
+  sample: "regenerate=false: the GRUB configuration still has the old arguments; run /usr/sbin/update-grub before rebooting"
 reboot_required:
   description:
     - Whether the running kernel's arguments differ, for the names managed by this task, from the configured entry it

@@ -224,6 +224,7 @@ def run(module):
         "entries": entries,
         "active": active,
         "reboot_required": reboot_required,
+        "regeneration_pending": plan.pending,
         "files": [c.path for c in plan.files],
         "commands": [list(c) for c in plan.commands + plan.regenerate],
         "backup_file": backups[0] if backups else None,

@@ -133,6 +133,8 @@ class Plan:
         self.entries = None
         self.extra_diffs = []
         self.warnings = []
+        # What regenerate=false left for the caller to do: asked for, so a result field, not a warning.
+        self.pending = None
 
     @property
     def changed(self):

@@ -58,8 +58,8 @@ class GrubBackend(Backend):
             if self.params.get("regenerate", True):
                 plan.regenerate.append(self.regenerate_command())
             else:
-                plan.warnings.append("regenerate=false: the GRUB configuration still has the old arguments; "
-                                     "run %s before rebooting" % " ".join(self.regenerate_command()))
+                plan.pending = ("regenerate=false: the GRUB configuration still has the old arguments; run %s before "
+                                "rebooting" % " ".join(self.regenerate_command()))
         return plan
 
     def _script_check(self, plan, texts):

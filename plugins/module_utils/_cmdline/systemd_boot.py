@@ -101,8 +101,8 @@ class SystemdBoot(Backend):
                     updated["args"] = args
             predicted.append(updated)
         if not self.params.get("regenerate", True) and any(e["path"] != KERNEL_CMDLINE for e in entries):
-            plan.warnings.append("regenerate=false: only %s was edited; existing boot entries keep their arguments"
-                                 % KERNEL_CMDLINE)
+            plan.pending = ("regenerate=false: only %s was edited; existing boot entries keep their arguments"
+                            % KERNEL_CMDLINE)
         ukis = self._ukis()
         if ukis:
             plan.warnings.append("unified kernel images (%s) embed their own command line and were not edited; "
