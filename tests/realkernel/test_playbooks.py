@@ -81,7 +81,7 @@ CRASH_STAMP = "202611220930"
 
 
 # Every kdump dmesg on a guest, with its checksum, read over SSH.
-CRASH_FILES = r"for f in /var/crash/*/dmesg.*; do [ -f \"$f\" ] && sha256sum \"$f\"; done; true"
+CRASH_FILES = 'for f in /var/crash/*/dmesg.*; do [ -f "$f" ] && sha256sum "$f"; done; true'
 
 
 def _sha256(path):

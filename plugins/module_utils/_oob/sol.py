@@ -32,6 +32,7 @@ import pty
 import select
 import signal
 import subprocess
+import termios
 import time
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._oob import common as oob
@@ -51,6 +52,7 @@ HELD_RETRIES = 2
 # The kernel takes the first character after a break as the key (drivers/tty/serial/serial_core.c).
 BREAK = b"~B"
 QUIT = b"~."
+BREAK_SENT = "[send break]"    # what ipmitool prints when it takes ~B
 
 
 class SolConsole:
@@ -117,6 +119,7 @@ class SolConsole:
             if OPERATIONAL in out:
                 rest = out.split(OPERATIONAL, 1)[1]
                 self.text = rest.split("]", 1)[1].lstrip("\r\n") if "]" in rest else ""
+                self._wait_raw(deadline)
                 return out
             if self.proc.poll() is not None:
                 out += self._pump(0.1)
@@ -174,7 +177,7 @@ class SolConsole:
                 self._write(b"\r")          # ipmitool sees ~ only at the start of a line
                 self.text += self._pump(0.5)
             self._write(BREAK)
-            self.text += self._pump(0.3)    # the break goes out in its own SOL packet, before the key
+            self._wait_for_break_sent()     # the break goes out in its own SOL packet, before the key
             self._write(key.encode())
             self.at_line_start = False
             sent.append({"key": key, "request": {"tool": "ipmitool", "command": "sol activate", "send": ["break", key],
@@ -208,6 +211,29 @@ class SolConsole:
     # ---------------------------------------------------------------------------------------------- helpers
     def _where(self):
         return "%s:%s" % (self.target.get("host"), self.target.get("port") or 623)
+
+    def _wait_raw(self, deadline):
+        """Wait until ipmitool has put its terminal in raw mode (it prints "operational" just before). Until then the
+        line discipline holds what is written up to the next CR and echoes it, so a key sent too early never
+        reaches the BMC."""
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if not termios.tcgetattr(self.fd)[3] & termios.ICANON:
+                    return
+            except termios.error:
+                return
+            self.text += self._pump(0.05)
+
+    def _wait_for_break_sent(self, seconds=2.0):
+        """ipmitool prints "[send break]" when it takes the ``~B`` escape; a key written after that goes in a later
+        SOL packet than the break. Without the message within ``seconds``, go on after them."""
+        seen = self.text.count(BREAK_SENT)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.text += self._pump(0.05)
+            if self.text.count(BREAK_SENT) > seen:
+                return
+        self.text += self._pump(0.1)
 
     def _write(self, data):
         if self.proc is None or self.proc.poll() is not None:
