@@ -46,9 +46,15 @@ def ansible_env(pipelining: bool, forks: int) -> dict[str, str]:
 
 
 def run(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
-    start = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=False, timeout=1800)
-    return time.monotonic() - start, proc
+    """One whole ansible-playbook run. Each run opens its own SSH connections (a new ControlPath directory), as an
+    incident's first run does: otherwise the play that runs second reuses the first one's SSH masters."""
+    with tempfile.TemporaryDirectory(prefix="cp-") as control:
+        start = time.monotonic()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(env, ANSIBLE_SSH_CONTROL_PATH_DIR=control),
+                              cwd=REPO, check=False, timeout=1800)
+        seconds = time.monotonic() - start
+        subprocess.run(["pkill", "-f", control], check=False)  # its SSH masters go with it
+    return seconds, proc
 
 
 def main(argv: list[str] | None = None) -> int:
