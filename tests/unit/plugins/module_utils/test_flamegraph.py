@@ -29,14 +29,20 @@ def test_tree_totals_parent_links():
     cols = flamegraph.tree(flamegraph.parse_folded(FOLDED))
     nodes = dict(zip(cols["ids"], zip(cols["labels"], cols["parents"], cols["values"])))
     assert nodes["all"] == ("all", "", 4)
-    assert nodes["dd"] == ("dd", "all", 3)
-    assert nodes["dd;entry;sys_write"] == ("sys_write", "dd;entry", 3)
-    assert nodes["dd;entry;sys_write;wait"] == ("wait", "dd;entry;sys_write", 2)
-    assert nodes["touch;entry;sys_open;wait"][2] == 1
+    assert nodes["n:dd"] == ("dd", "all", 3)
+    assert nodes["n:dd;entry;sys_write"] == ("sys_write", "n:dd;entry", 3)
+    assert nodes["n:dd;entry;sys_write;wait"] == ("wait", "n:dd;entry;sys_write", 2)
+    assert nodes["n:touch;entry;sys_open;wait"][2] == 1
     assert len(cols["ids"]) == len(set(cols["ids"])) == 9
     # every parent is a node, and no child is wider than its parent
     for node, (_label, parent, value) in nodes.items():
         assert parent == "" or (parent in nodes and nodes[parent][2] >= value), node
+
+
+def test_a_frame_named_like_the_root_is_its_own_node():
+    cols = flamegraph.tree(flamegraph.parse_folded(["all;schedule 2", "n:all 1"]))
+    assert len(cols["ids"]) == len(set(cols["ids"])) == 4, cols["ids"]
+    assert cols["parents"][cols["ids"].index("n:all")] == "all"
 
 
 def test_colours_are_stable_and_warm():

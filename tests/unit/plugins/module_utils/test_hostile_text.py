@@ -127,7 +127,7 @@ def test_markdown_helpers_render_as_literal_text(text):
 
 def page_labels(page):
     """The icicle labels as the page hands them to plotly.js."""
-    return json.loads(re.search(r'"labels":(\[[^\]]*\]),"marker"', page).group(1))
+    return json.loads(re.search(r'"labels":(\[[^\]]*\])', page).group(1))
 
 
 def test_flamegraph_labels_are_escaped_for_plotly():
