@@ -38,6 +38,7 @@ FROZEN = "nc-frz"
 THAW = 120       # seconds from the wedge to sshd's resumption
 THREADS = 2000   # extra threads for the t dump
 HUNG_SECS = 10   # hung_task_timeout_secs for the hung-task report
+ROLE = "magic_sysrq.fleet.netconsole"  # the JSON callback names a role's tasks "<role> : <task>"
 
 # sshd's listener stopped (SIGSTOP): new connections hang as on a host too sick to serve them. The resumer, started
 # first, lets it go 10 s after the kernel logged the next "Show Blocked State" (the QMP w has been printed; the dump
@@ -377,11 +378,14 @@ def test_check_mode_changes_nothing(configured):
 
 def test_targets_found_from_the_route(configured, collector, lab):
     for name in HOSTS:
-        r = ok(configured, "Work out the targets and set them in the running kernel", name)
+        r = ok(configured, f"{ROLE} : Work out the targets and set them in the running kernel", name)
         assert r["found"]["fleet-1"] == {"dev_name": "ens3", "local_ip": "10.0.2.15", "next_hop": "10.0.2.2",
                                          "remote_mac": "52:55:0a:00:02:02"}, r["found"]
         running = lab.ssh(name, "cd /sys/kernel/config/netconsole/fleet-1 && cat enabled extended remote_port").stdout
         assert running.split() == ["1", "1", str(collector["ports"][name])]
+        # what the boot unit reads: the role once removed the file it had just written (no target after a reboot)
+        boot = lab.ssh(name, "cat /etc/magic-sysrq/netconsole/fleet-1.target").stdout
+        assert f"remote_port={collector['ports'][name]}" in boot and "remote_mac=52:55:0a:00:02:02" in boot, boot
 
 
 def test_inband_w_dump_arrives_with_the_d_state_writers(inband):
