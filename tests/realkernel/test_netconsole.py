@@ -315,8 +315,8 @@ def t_dump(lab, collector, wedged_dump):
         records = [r for r in (nc_record.parse_line(line) for line in raw.split("\n"))
                    if r is not None and r.seq is not None and begin <= r.seq <= end]
         assembly, pending = nc_record.assemble(records, after_seq=begin - 1)
-        dropped = sum(int(m.group(1)) for m in (re.search(r"\*\* (\d+) printk messages dropped", line)
-                                                 for line in assembly.lines()) if m)
+        said = [re.search(r"\*\* (\d+) printk messages dropped", line) for line in assembly.lines()]
+        dropped = sum(int(m.group(1)) for m in said if m)
         return {"begin": begin, "end": end, "count": count - 1, "summary": assembly.summary(), "pending": pending,
                 "lines": assembly.lines(), "kernel_dropped": dropped, "seconds": marks["seconds"],
                 "waited": waited, "serial_bytes": serial, "bytes": len(raw)}
