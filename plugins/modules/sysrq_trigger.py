@@ -77,10 +77,10 @@ options:
         captured. The level the host had is put back afterwards, also when a key cannot be written.
       - V(4) keeps the dumps off the consoles (V(t), V(w), V(l) and V(m) print at the info level, 6); they stay
         in the kernel log, where the module reads them. Use it on hosts with a slow serial console and
-        Debian's console level 7: at 115200 baud the 4 MB V(t) dump of a host with 2,000 threads holds the write
+        Debian's console level 7; at 115200 baud the 4 MB V(t) dump of a host with 2,000 threads holds the write
         for about 6 minutes, inside an RCU read-side section, and the kernel reports RCU stalls and hung tasks.
       - Not set, the level is left alone. Leave it unset when a console copy is the one you keep (a console
-        server, a serial log, a netconsole collector: netconsole is a console too).
+        server, a serial log, a netconsole collector; netconsole is a console too).
       - From V(1) to V(8) (V(8) prints everything, debug included).
     type: int
     version_added: 0.2.0
@@ -380,7 +380,7 @@ def main():
             try:
                 sysrq_keys.write_console_loglevel(result["console_loglevel"])
             except sysrq_keys.ConsoleLogLevelError as exc:
-                module.warn("the console log level could not be put back to %d: %s"
+                module.warn("the console log level could not be put back to %s: %s"
                             % (result["console_loglevel"], exc))
     if sysrq_keys.wants_tasks(keys):
         result["tasks"] = sysrq_tasks.parse_lines(result["output"])

@@ -55,8 +55,8 @@ def start_threads(lab):
     threads-max, 878 here); returns the thread count ps sees once they are all up."""
     sh(lab, "cat > /run/big-dump-threads.py", input_data=THREADS)
     sh(lab, f"systemctl stop {UNIT} 2>/dev/null; systemctl reset-failed {UNIT} 2>/dev/null; "
-                   f"systemd-run --quiet --unit={UNIT} -p TasksMax=infinity -p RuntimeMaxSec={HOLD} "
-                   f"python3 /run/big-dump-threads.py {EXTRA} {HOLD}")
+            f"systemd-run --quiet --unit={UNIT} -p TasksMax=infinity -p RuntimeMaxSec={HOLD} "
+            f"python3 /run/big-dump-threads.py {EXTRA} {HOLD}")
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         count = int(sh(lab, f"ls /proc/$(systemctl show -p MainPID --value {UNIT})/task 2>/dev/null | wc -l"))
