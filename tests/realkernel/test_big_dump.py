@@ -41,7 +41,7 @@ stop.wait(hold)
 def sh(lab, cmd, **kw):
     """A command on the guest, tried again when SSH itself fails (exit 255: a starved TCG guest can miss the
     10 s connect timeout)."""
-    for _attempt in range(4):
+    for _attempt in range(8):
         r = lab.ssh(GUEST, cmd, check=False, timeout=600, **kw)
         if r.returncode != 255:
             break
