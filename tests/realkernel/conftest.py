@@ -20,8 +20,9 @@ from tests.realkernel.support import HOSTS, Ansible, parallel  # noqa: E402
 
 # The order the modules run in: the core modules on fresh guests; then the roles, after the `clean` fixture has
 # put back what a fresh boot has (their first run must change what a fresh host lacks); then the playbooks and the
-# playbooks inside the execution environment, and the out-of-band paths (which end in reboots).
-ORDER = ("test_realkernel.py", "test_roles.py", "test_playbooks.py", "test_ee.py", "test_oob.py")
+# playbooks inside the execution environment, and the out-of-band paths (which end in reboots); last the whole t
+# dump of a big host (test_big_dump.py: its own reboot of deb13, which keeps log_buf_len=16M on its command line).
+ORDER = ("test_realkernel.py", "test_roles.py", "test_playbooks.py", "test_ee.py", "test_oob.py", "test_big_dump.py")
 
 
 def pytest_collection_modifyitems(items):

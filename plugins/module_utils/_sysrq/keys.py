@@ -23,6 +23,8 @@ from ansible_collections.magic_sysrq.fleet.plugins.module_utils import _host as 
 
 TRIGGER = "/proc/sysrq-trigger"
 SYSRQ_SYSCTL = "/proc/sys/kernel/sysrq"
+# kernel.printk: console_loglevel, default_message_loglevel, minimum_console_loglevel, default_console_loglevel.
+PRINTK_SYSCTL = "/proc/sys/kernel/printk"
 
 # Enable-mask bits (include/linux/sysrq.h), by the collection's function names (module_utils/sysrq_mask.py).
 LOG_LEVEL, KEYBOARD, DUMPS, SYNC, REMOUNT, SIGNAL, REBOOT, NICE = (
@@ -300,3 +302,38 @@ def write_keys(keys, delay=0.0, writer=None, pause=None):
         writer(key)
         written.append(key)
     return written
+
+
+# --- the console log level while keys run -----------------------------------------------------------------
+#
+# A record goes to the consoles when its level is below console_loglevel (the first field of kernel.printk). The
+# dumps print at KERN_INFO (6): with Debian's default of 7 (no "quiet"), a t dump also goes out on every console,
+# inside the write to /proc/sysrq-trigger. On a 115200-baud serial console that is about 11,500 bytes a second:
+# the 4 MB t dump of a host with 2,000 threads holds the writer for about 6 minutes, in an RCU read-side critical
+# section, and the kernel reports RCU stalls and hung tasks meanwhile. __handle_sysrq() raises the level only for
+# its own header line, so a lower level keeps the dump itself off the consoles; /dev/kmsg still has all of it.
+CONSOLE_LOGLEVEL_MIN = 1   # the kernel's minimum_console_loglevel default: below it nothing reaches a console
+CONSOLE_LOGLEVEL_MAX = 8   # 8 shows everything, debug messages included
+
+
+class ConsoleLogLevelError(OSError):
+    """``kernel.printk`` cannot be read or written; the message names the cause."""
+
+
+def read_console_loglevel():
+    """The console log level now (the first field of ``/proc/sys/kernel/printk``)."""
+    try:
+        with open(host.host_path(PRINTK_SYSCTL)) as handle:      # pylint: disable=unspecified-encoding
+            return int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError) as exc:
+        raise ConsoleLogLevelError("cannot read the console log level from %s: %s" % (PRINTK_SYSCTL, exc)) from None
+
+
+def write_console_loglevel(level):
+    """Set the console log level (only the first field of ``kernel.printk`` is written: the others stay)."""
+    try:
+        with open(host.host_path(PRINTK_SYSCTL), "w") as handle:  # pylint: disable=unspecified-encoding
+            handle.write("%d\n" % int(level))
+    except OSError as exc:
+        raise ConsoleLogLevelError("cannot set the console log level in %s: %s (read-only /proc/sys in a "
+                                   "container, or not root)" % (PRINTK_SYSCTL, exc.strerror)) from None

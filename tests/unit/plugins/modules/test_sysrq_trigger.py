@@ -198,6 +198,8 @@ def test_timeout_bounds_the_capture(lab, run_module, monkeypatch):
     ({"delay": -1}, "delay must be >= 0"),
     ({"timeout": 0}, "timeout must be > 0"),
     ({"settle": -0.5}, "settle must be >= 0"),
+    ({"console_loglevel": 0}, "console_loglevel must be from 1 to 8"),
+    ({"console_loglevel": 9}, "console_loglevel must be from 1 to 8"),
 ])
 def test_bad_numbers(lab, run_module, args, fragment):
     result = run_module(sysrq_trigger, dict(keys="w", **args))
@@ -272,3 +274,49 @@ def test_t_on_user_mode_linux_with_consent(lab, host_root, run_module):
 def test_t_elsewhere_is_not_destructive(lab, host_root, run_module):
     (host_root / "proc/cpuinfo").write_text("vendor_id\t: GenuineIntel\n")
     assert run_module(sysrq_trigger, dict(keys="t", **FAST))["keys"] == ["t"]
+
+
+# --- the console log level while the keys run ------------------------------------------------------
+
+@pytest.fixture
+def printk(host_root):
+    path = host_root / "proc/sys/kernel/printk"
+    path.write_text("7\t4\t1\t7\n")
+    return path
+
+
+def test_console_loglevel_is_lowered_during_the_write_and_put_back(lab, printk, run_module, monkeypatch):
+    """The dump goes to the kernel log only: the console level is 4 while the key is written, 7 again after."""
+    seen = []
+    real_write = sysrq_keys.write_key
+    monkeypatch.setattr(sysrq_keys, "write_key", lambda key: (seen.append(printk.read_text()), real_write(key)))
+    result = run_module(sysrq_trigger, dict(keys="t", console_loglevel=4, **FAST))
+    assert "failed" not in result and lab.written == ["t"]
+    assert seen == ["4\n"]                 # the kernel takes one number as the first field and keeps the others
+    assert printk.read_text() == "7\n" and result["console_loglevel"] == 7
+
+
+def test_console_loglevel_is_put_back_when_the_write_fails(lab, printk, run_module, monkeypatch):
+    def refuse(key):
+        raise sysrq_keys.TriggerError("writing 't' to /proc/sysrq-trigger failed: Read-only file system")
+    monkeypatch.setattr(sysrq_keys, "write_key", refuse)
+    result = run_module(sysrq_trigger, dict(keys="t", console_loglevel=4, **FAST))
+    assert result["failed"] is True and "Read-only file system" in result["msg"]
+    assert printk.read_text() == "7\n"
+
+
+def test_console_loglevel_left_alone_when_not_asked(lab, printk, run_module):
+    result = run_module(sysrq_trigger, dict(keys="w", **FAST))
+    assert printk.read_text() == "7\t4\t1\t7\n" and result["console_loglevel"] is None
+
+
+def test_console_loglevel_unreadable_writes_no_key(lab, run_module):
+    result = run_module(sysrq_trigger, dict(keys="t", console_loglevel=4, **FAST))
+    assert result["failed"] is True and "console log level" in result["msg"] and "no key was written" in result["msg"]
+    assert lab.written == []
+
+
+def test_console_loglevel_in_check_mode_changes_nothing(lab, printk, run_module):
+    result = run_module(sysrq_trigger, dict(keys="t", console_loglevel=4, **FAST), check_mode=True)
+    assert "console log level at 4" in result["msg"] and lab.written == []
+    assert printk.read_text() == "7\t4\t1\t7\n"
