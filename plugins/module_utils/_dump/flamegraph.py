@@ -136,6 +136,7 @@ def render_html(lines, title="Flame graph", subtitle=""):
     if not stacks:
         layout["annotations"] = [{"text": "No stacks in this dump", "showarrow": False, "font": {"size": 16},
                                   "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}]
-    import plotly.io as pio  # pylint: disable=import-outside-toplevel  (only when a graph is drawn)
+    # plotly is imported only when a graph is drawn
+    import plotly.io as pio  # pylint: disable=import-outside-toplevel
     return pio.to_html({"data": [trace], "layout": layout}, validate=False, full_html=True, include_plotlyjs=True,
                        config={"displaylogo": False, "responsive": True})
