@@ -3,7 +3,9 @@
 In order (module fixtures, chained):
   the collection built and installed from its tarball into an empty collections path ->
   D-state tasks made on deb12 -> magic_sysrq.fleet.sysrq_dump (by name, from the installed tarball) on both guests
-  at once: the summary groups the three tasks as one stack on deb12 and shows none on deb13 -> harden_sysrq.yml ->
+  at once, with sysrq_dump_console_loglevel=4 while deb12's console is at 7: the summary groups the three tasks as
+  one stack on deb12 and shows none on deb13, the dump stays off deb12's serial console, and both console levels
+  are put back -> harden_sysrq.yml ->
   the mask changed by hand on deb13 -> magic_sysrq.fleet.check_sysrq_policy (by name, installed) fails with a JUnit
   failure for deb13 only -> harden_sysrq.yml -> check passes ->
   a real kdump crash dmesg (tests/unit/fixtures/crash) put in deb13's /var/crash -> collect_dmesg.yml brings it
@@ -50,13 +52,28 @@ def installed(tmp_path_factory):
     return installed_collection(tmp_path_factory.mktemp("installed"))
 
 
+def _console_level(lab, name):
+    return lab.ssh(name, "cut -f1 /proc/sys/kernel/printk").stdout.strip()
+
+
 @pytest.fixture(scope="module")
-def dump_both(ansible, stuck, installed, tmp_path_factory):
+def dump_both(lab, ansible, stuck, installed, tmp_path_factory):
+    """The dump with sysrq_dump_console_loglevel=4 while deb12's console is at 7, where its w dump would print on
+    the serial console: the dump must stay off the console and each host's level must be put back."""
     root = tmp_path_factory.mktemp("sysrq-dumps")
-    rc, text, seconds = run_playbook(ansible, "sysrq_dump.yml", {"sysrq_dump_root": str(root)}, out="sysrq-dump-both",
-                                     collections=installed)
+    levels = {name: _console_level(lab, name) for name in (STUCK, QUIET)}
+    lab.ssh(STUCK, "echo 7 > /proc/sys/kernel/printk")  # the first field only: the console log level
+    serial_from = lab.serial_size(STUCK)
+    try:
+        rc, text, seconds = run_playbook(ansible, "sysrq_dump.yml", {"sysrq_dump_root": str(root),
+                                                                     "sysrq_dump_console_loglevel": 4},
+                                         out="sysrq-dump-both", collections=installed)
+        after = {name: _console_level(lab, name) for name in (STUCK, QUIET)}
+    finally:
+        lab.ssh(STUCK, f"echo {levels[STUCK]} > /proc/sys/kernel/printk")
     where = latest_dir(root)
-    return {"rc": rc, "text": text, "seconds": seconds, "dir": where,
+    return {"rc": rc, "text": text, "seconds": seconds, "dir": where, "levels": levels, "after": after,
+            "serial": lab.serial_since(STUCK, serial_from),
             "summary": json.loads((where / "summary.json").read_text())}
 
 
@@ -154,6 +171,15 @@ def test_dump_writes_each_host_and_the_fleet_files(dump_both, stuck):
     assert flame.exists() is (not summary["flamegraph_missing"])
     if flame.exists():
         assert "mnt_want_write" in flame.read_text()
+
+
+def test_dump_stays_off_the_console_when_asked_and_the_level_is_put_back(dump_both):
+    assert dump_both["after"] == {STUCK: "7", QUIET: dump_both["levels"][QUIET]}
+    serial = dump_both["serial"]
+    # __handle_sysrq prints its header at the default console level, so the console was live during the dump ...
+    assert "sysrq: Show Blocked State" in serial, serial[-2000:]
+    # ... and the tasks and frames, printed at KERN_INFO, stayed in the kernel log (where tasks.json came from)
+    assert "mnt_want_write" not in serial and "task:touch" not in serial, serial[-2000:]
 
 
 # ----------------------------------------------------------------------------------------------- policy

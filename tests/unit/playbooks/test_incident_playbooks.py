@@ -54,6 +54,13 @@ def test_sysrq_dump_refuses_destructive_keys_before_contacting_hosts(inventory):
     assert "TASK [Trigger the key" not in out
 
 
+@pytest.mark.parametrize("level", ["0", "9", "loud"])
+def test_sysrq_dump_refuses_a_console_level_out_of_range(inventory, level):
+    rc, out = play(inventory, "sysrq_dump.yml", "-e", "sysrq_dump_console_loglevel=" + level)
+    assert rc != 0 and f"sysrq_dump_console_loglevel={level} is not allowed: use 1 to 8" in out
+    assert "TASK [Trigger the key" not in out
+
+
 def test_sysrq_dump_refuses_bad_time_limits(inventory):
     rc, out = play(inventory, "sysrq_dump.yml", "-e", "sysrq_dump_host_timeout=0")
     assert rc != 0 and "must be > 0 seconds" in out and "TASK [Trigger the key" not in out
