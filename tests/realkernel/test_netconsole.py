@@ -340,11 +340,18 @@ def panicked(lab, collector, t_dump):
                                           "printf '%s=' $a; cat /sys/kernel/config/netconsole/fleet-1/$a; done; "
                                           "printf 'printk=%s\\n' \"$(cut -f1 /proc/sys/kernel/printk)\"; "
                                           "systemctl is-active magic-sysrq-netconsole.service; "
-                                          "cat /proc/sys/kernel/random/boot_id").stdout)
+                                          "cat /proc/sys/kernel/random/boot_id; "
+                                          # a message printed now, after the boot unit enabled the target: the
+                                          # kernel may have printed nothing since (netconsole never replays the
+                                          # log from before its target was enabled)
+                                          "echo \"<5>magic-sysrq-test: after the reboot, boot $(cat "
+                                          "/proc/sys/kernel/random/boot_id)\" > /dev/kmsg").stdout)
     boot_records = {}
     for name in HOSTS:
+        boot_id = after[name].split()[-1]
         text, reader = _wait_for(collector["files"][name], offsets[name],
-                                 lambda t: "sequence restarted" in t, 120, "the new boot's records")
+                                 lambda t, b=boot_id: f"after the reboot, boot {b}" in t, 120,
+                                 "the new boot's marker")
         boot_records[name] = {"text": text, "summary": reader.summary()}
     return {"panics": panics, "after": after, "boot": boot_records}
 
@@ -446,7 +453,8 @@ def test_netconsole_is_back_after_the_reboot_without_login(panicked, collector):
         assert "enabled=1" in after and "extended=1" in after, after
         assert f"remote_port={collector['ports'][name]}" in after and "printk=8" in after, after
         assert "\nactive\n" in after, after
-        assert panicked["boot"][name]["summary"]["restarts"] >= 1
+        boot = panicked["boot"][name]
+        assert boot["summary"]["restarts"] >= 1 and f"boot {after.split()[-1]}" in boot["text"], boot["summary"]
 
 
 def test_removal_leaves_no_target_no_unit_no_file(removed):
