@@ -4,8 +4,9 @@ In order (module fixtures, chained):
   2,000 extra sleeping threads on deb13 (a bounded systemd unit) -> big-dump-t.yml with the kernel's default log
   buffer: the dump overflows it and the loss is reported -> big-dump-policy.yml (role sysrq_policy, debuggable
   profile, sysrq_policy_log_buf_len: auto, sized from the threads running) -> one reboot -> /proc/cmdline and the
-  kernel's own "log_buf_len:" boot line -> the threads again -> big-dump-t.yml: no record lost, and the tasks the
-  dump shows are exactly the threads ps -eLf lists just before and just after it.
+  kernel's own "log_buf_len:" boot line -> the threads again -> big-dump-t.yml: no record lost; the dump shows
+  every thread ps -eLf lists both just before and just after it and none that ps did not list, and when no thread
+  came or went between the two ps runs (a few of the guest's own may), as many tasks as ps counted.
 
 Both dumps run with console_loglevel 4: the guest's console is a 115200-baud ttyS0 at level 7, and the 4 MB dump
 on it held the write for 6 to 10 minutes here (RCU stalls, hung-task reports, journald killed by its watchdog).
@@ -199,10 +200,17 @@ def test_whole_t_dump_shows_every_thread_ps_lists(whole):
     print(f"16M buffer: {whole['threads']} threads; ps -eLf {before_lines} lines before, {after_lines} after; "
           f"{d['records']} records, {d['lost_records']} lost, {len(d['tasks'])} tasks parsed "
           f"({len(mine)} of them the module and its SSH session, {len(before) - len(stable_before)} ps and its); "
-          f"play {whole['run'].seconds:.0f}s")
+          f"play {whole['run'].seconds:.0f}s; came or went between the two ps runs: "
+          f"{sorted(stable_before ^ stable_after)}")
     assert d["lost_records"] == 0 and d["timed_out"] is False
     assert len(dumped) == len(d["tasks"]), "a task shown twice"
-    assert stable_before == stable_after, "threads came or went around the dump: not one moment"
-    assert dumped - mine == stable_before
-    assert len(d["tasks"]) - len(mine) == before_lines - (len(before) - len(stable_before))
+    # The two ps runs are seconds apart, and the guest's own daemons live on meanwhile (seen here: a udev worker
+    # that ended, a kworker replaced by another). A few may come or go; they are named when there are more.
+    churn = {lwp: (before.get(lwp) or after.get(lwp))[2] for lwp in stable_before ^ stable_after}
+    assert len(churn) <= 4, f"more than a few threads came or went around the dump: {churn}"
+    # every thread there before and after is in the dump, and the dump shows no thread ps did not list
+    assert stable_before & stable_after <= dumped - mine, sorted((stable_before & stable_after) - dumped)
+    assert dumped - mine <= stable_before | stable_after, sorted(dumped - mine - stable_before - stable_after)
+    if not churn:  # one moment: the count is exact
+        assert len(d["tasks"]) - len(mine) == before_lines - (len(before) - len(stable_before))
     assert len(d["tasks"]) > EXTRA
