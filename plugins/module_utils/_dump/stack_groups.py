@@ -68,12 +68,14 @@ def iter_tasks(data):
             yield _host_of(item), item
 
 
-def _wanted(states):
-    if states is None:
-        return None
+def _tasks_in_states(data, states):
+    """``(host, task)`` from :func:`iter_tasks`, only the tasks in ``states`` (a list, or ``"D,R"``; None: all)."""
     if isinstance(states, str):
         states = [part for part in states.replace(",", " ").split() if part]
-    return frozenset(str(state) for state in states)
+    wanted = None if states is None else frozenset(str(state) for state in states)
+    for host, task in iter_tasks(data):
+        if wanted is None or task.get("state") in wanted:
+            yield host, task
 
 
 def group_stacks(data, states=None, limit=None, max_depth=None):
@@ -84,12 +86,9 @@ def group_stacks(data, states=None, limit=None, max_depth=None):
     ``max_depth`` compares only the innermost N frames; ``limit`` returns only the first N groups.
     Ties are broken by state then frames, so the order does not depend on the order hosts arrive in.
     """
-    wanted = _wanted(states)
     groups = {}
-    for host, task in iter_tasks(data):
+    for host, task in _tasks_in_states(data, states):
         state = task.get("state")
-        if wanted is not None and state not in wanted:
-            continue
         frames = tuple(task.get("frames") or ())
         if max_depth:
             frames = frames[:int(max_depth)]
@@ -123,12 +122,9 @@ def folded_lines(data, states=None, with_comm=True, with_host=False, with_state=
     Frames are written outermost first (the reverse of the dump). Lines are sorted; equal stacks are
     summed. Tasks without frames are left out.
     """
-    wanted = _wanted(states)
     counts = {}
-    for host, task in iter_tasks(data):
+    for host, task in _tasks_in_states(data, states):
         state = task.get("state")
-        if wanted is not None and state not in wanted:
-            continue
         frames = task.get("frames") or ()
         if not frames:
             continue
