@@ -19,7 +19,7 @@ description:
   - Unlike C(/proc/sysrq-trigger), the keyboard path honours the host's enable mask (C(kernel.sysrq)). Given the
     host's last known mask in O(mask), the module says before sending which keys the kernel will refuse, and
     after sending, when the console shows the kernel's refusal, it says so in RV(refused).
-  - Destructive keys (V(b) V(c) V(e) V(f) V(g) V(i) V(j) V(k) V(o) V(u) V(x)) are refused unless O(allow_destructive=true).
+  - Destructive keys (V(b) V(c) V(e) V(f) V(g) V(i) V(j) V(k) V(n) V(o) V(u) V(x) V(z)) are refused unless O(allow_destructive=true).
 options:
   method:
     description: How to reach the host's keyboard. Each method takes its options in the option of the same name.

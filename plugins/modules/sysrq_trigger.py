@@ -26,7 +26,8 @@ description:
   - Writes to C(/proc/sysrq-trigger) run every key whatever C(kernel.sysrq) says; the mask only governs the
     keyboard and out-of-band paths (see M(magic_sysrq.fleet.sysrq_mask)).
   - Destructive keys (V(b) reboot, V(c) crash, V(e) terminate all, V(i) kill all, V(o) power off, V(u) remount
-    read-only, V(k) SAK, V(f) OOM kill, V(j) thaw filesystems) are refused unless O(allow_destructive=true).
+    read-only, V(k) SAK, V(f) OOM kill, V(j) thaw filesystems, V(g) kgdb, V(x) xmon, V(n) real-time tasks made
+    normal, V(z) ftrace dump) are refused unless O(allow_destructive=true).
   - On user-mode Linux V(t) panics the kernel (a fault in C(print_worker_info)), so there it is refused like a
     destructive key unless O(allow_destructive=true).
 options:
@@ -48,8 +49,9 @@ options:
   allow_destructive:
     description:
       - Allow keys that kill processes, change filesystems or stop the machine. Destructive keys are V(b) V(c)
-        V(e) V(f) V(g) V(i) V(j) V(k) V(o) V(u) V(x); V(g) (kgdb) and V(x) (xmon on powerpc) stop every CPU until
-        a debugger attaches.
+        V(e) V(f) V(g) V(i) V(j) V(k) V(n) V(o) V(u) V(x) V(z); V(g) (kgdb) and V(x) (xmon on powerpc) stop every
+        CPU until a debugger attaches; V(n) takes every real-time task's priority away for good; V(z) turns
+        tracing off and prints the whole ftrace buffer on every console with interrupts off.
       - With V(b), V(c) or V(o) the host goes down and the module cannot return; run such a task with C(async)
         and C(poll=0). V(e) (SIGTERM to every process) ends the SSH session, but the module ignores it and goes on
         writing the keys that follow, so V(resub) reboots after giving processes O(delay) seconds to exit.

@@ -34,8 +34,11 @@ BITS = {LOG_LEVEL: 2, KEYBOARD: 4, DUMPS: 8, SYNC: 16, REMOUNT: 32, SIGNAL: 64, 
 # Keys whose effect cannot be taken back: reboot/power off/crash, killing or signalling every process,
 # OOM kill, SAK, remount read-only, thawing frozen filesystems; and the debugger keys, which stop the
 # machine: g enters kgdb (every CPU halts and waits for a debugger when kgdboc is set), x enters xmon on
-# powerpc (the same).
-DESTRUCTIVE = frozenset("bceioukfjgx")
+# powerpc (the same). n turns every real-time and deadline task into a normal one and resets negative nice
+# values (normalize_rt_tasks()): nothing puts their priorities back. z (ftrace_dump()) turns tracing off, ending
+# whatever trace was being recorded, and prints the whole ring buffer at KERN_EMERG with interrupts off, so it
+# reaches every console whatever the log level and can stall a serial console for minutes.
+DESTRUCTIVE = frozenset("bceioukfjgxnz")
 
 # Keys whose output is a task dump the parser turns into tasks.
 TASK_DUMP_KEYS = frozenset("twl")

@@ -21,6 +21,13 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "dump
 
 
 # --------------------------------------------------------------------------------------------- keys and mask
+@pytest.mark.parametrize("key", list("bcefgijknouxz"))
+def test_keyboard_keys_refuse_every_destructive_key_without_consent(key):
+    with pytest.raises(Exception, match="refusing destructive SysRq key"):
+        oob.keyboard_keys("w" + key)
+    assert oob.keyboard_keys(key, allow_destructive=True) == [key]
+
+
 def test_keyboard_keys_are_lower_case_letters_and_digits():
     assert oob.keyboard_keys("9 w") == ["9", "w"]
     with pytest.raises(oob.OobError, match=r"'R' cannot be pressed on a keyboard.*sysrq_trigger"):

@@ -36,7 +36,7 @@ def test_table_covers_the_kernel_keys_and_names():
     assert k.KEYS["t"]["name"] == "show-task-states"
     assert k.KEYS["l"]["name"] == "show-backtrace-all-active-cpus"
     assert k.VALID_KEYS.startswith("0123456789b") and k.VALID_KEYS.endswith("zR")
-    assert k.DESTRUCTIVE == frozenset("bceioukfjgx")
+    assert k.DESTRUCTIVE == frozenset("bceioukfjgxnz")
 
 
 @pytest.mark.parametrize("key", ["g", "x"])
@@ -44,6 +44,15 @@ def test_debugger_keys_need_consent(key):
     # g: kgdb stops every CPU until a debugger attaches (with kgdboc set); x: xmon on powerpc does the same
     with pytest.raises(k.SysRqKeyError, match="refusing destructive SysRq key"):
         k.validate("w" + key)
+    assert k.validate(key, allow_destructive=True) == [key]
+
+
+@pytest.mark.parametrize("key", ["n", "z"])
+def test_keys_that_change_the_running_system_need_consent(key):
+    # n: every real-time task becomes SCHED_NORMAL for good; z: tracing off, the ftrace buffer on every console
+    # with interrupts off
+    with pytest.raises(k.SysRqKeyError, match="refusing destructive SysRq key.*'%s'" % key):
+        k.validate(" w %s " % key)
     assert k.validate(key, allow_destructive=True) == [key]
 
 
@@ -95,12 +104,12 @@ def test_destructive_refused_without_consent(text, bad):
     msg = str(err.value)
     assert "allow_destructive" in msg
     assert ", ".join(repr(key) for key in bad) in msg
-    assert "destructive keys are: b c e f g i j k o u x" in msg
+    assert "destructive keys are: b c e f g i j k n o u x z" in msg
     assert k.validate(text, allow_destructive=True) == list(text)
 
 
 def test_harmless_keys_need_no_consent():
-    assert k.validate("twlmpqs0123456789hnr") == list("twlmpqs0123456789hnr")
+    assert k.validate("twlmpqs0123456789hr") == list("twlmpqs0123456789hr")
 
 
 def test_unknown_key_reported_before_destructive():
