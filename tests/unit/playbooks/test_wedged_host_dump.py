@@ -75,3 +75,18 @@ def test_destructive_key_refused_before_any_host(fleet):
     rc, out = play(fleet["inventory"], "wedged_host_dump.yml", "-e", "key=b")
     assert rc != 0 and "key=b is not allowed in wedged_host_dump.yml" in out
     assert all(not s.commands for s in fleet["speakers"].values())
+
+
+
+def test_wedged_inband_false_on_the_command_line(tmp_path):
+    # A host that answers (the controller itself) and -e wedged_inband=false: its in-band dump is skipped and the
+    # report says so. The extra var used to clash with the registered result of the same name and fail the report.
+    import sys
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("here ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+    root = tmp_path / "dumps"
+    rc, out = play(str(inventory), "wedged_host_dump.yml", "-e", "sysrq_dump_root=%s" % root,
+                   "-e", "wedged_inband=false", "-e", "wedged_probe_timeout=10")
+    assert rc == 0, out
+    oob = json.load(open(os.path.join(only_dir(str(root)), "oob.json"), encoding="utf-8"))
+    assert oob["here"]["path"] == "skipped"
