@@ -146,3 +146,15 @@ def test_two_dumps_started_in_the_same_second_get_their_own_directories(inventor
     names = sorted(os.listdir(tmp_path))
     assert len(names) == 2, names
     assert names[0][:15] == names[1][:15] or names[0][:14] == names[1][:14]      # the same second, or next to it
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-e", '{"crash_capture_nmi": {"panic_on_oom": 1}}'], "crash_capture_nmi has unknown setting(s) panic_on_oom"),
+    (["-e", "crash_capture_log_buf_len=huge"], "log_buf_len must be auto or a size"),
+    (["-e", "crash_capture_log_buf_len=3M"], "log_buf_len must be a power of two"),
+])
+def test_enable_crash_capture_checks_its_request_before_changing_any_host(inventory, args, message):
+    rc, out = play(inventory, "enable_crash_capture.yml", *args)
+    assert rc != 0 and message in out, out
+    # no host was contacted: the serial console role (the first change) never started
+    assert "Serial console (GRUB and kernel)" not in out and "UNREACHABLE" not in out, out
