@@ -18,6 +18,13 @@ attributes:
     description:
       - When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
       - This assumes that the system controlled/queried by the module has not changed in a relevant way.
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+    details:
+      - Linux hosts (the kernel's C(/proc), C(/sys) and boot files); the out-of-band modules run on whichever POSIX
+        machine reaches the hypervisor, BMC or cloud API.
 """
 
     # Read-only modules: facts and queries.

@@ -64,7 +64,9 @@ options:
         description: Seconds ipmitool waits for each answer (C(ipmitool -N)); ipmitool's default when unset.
         type: int
       takeover:
-        description: Close an SOL session someone else holds on the BMC (C(ipmitool sol deactivate)) and take it.
+        description:
+          - Close an SOL session someone else holds on the BMC (C(ipmitool sol deactivate)) and take it.
+          - Ending their session is a change, and the result says so (C(changed)). Check mode never takes over.
         type: bool
         default: false
       retries:

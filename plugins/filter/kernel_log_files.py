@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: kernel_log_files
 short_description: The per-host kernel log files of collect_dmesg.yml, ready for report_files
-version_added: 0.3.0
+version_added: 0.2.0
 author:
   - magic_sysrq.fleet maintainers (@magic-sysrq)
 description:

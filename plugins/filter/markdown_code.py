@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: markdown_code
 short_description: Untrusted text as a Markdown code span that renders literally
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Puts host names, process names and kernel messages into a Markdown report as an inline code span, from which no
     emphasis, link, autolink or HTML renders, whatever it holds.

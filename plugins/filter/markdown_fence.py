@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: markdown_fence
 short_description: Untrusted lines as a Markdown fenced code block that nothing in them can close
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Puts stack frames or log lines into a Markdown report as a fenced code block. The fence is one backtick
     longer than the longest run of backticks in the lines (at least three), so a line of backticks cannot close

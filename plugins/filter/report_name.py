@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: report_name
 short_description: Any name (a host name, a file name from a host) as one safe path component of a report
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Host names come from the inventory, which may take them from cloud tags, and file names come from the hosts;
     C(../../escape) is a valid inventory name. Use this filter for every part of a controller-side path built from

@@ -195,15 +195,18 @@ def main():
     found = None
     if params["marker"]:
         text, found = oob_console.after_marker(text, params["marker"])
+    extra = {"netconsole": console.summary()} if console.kind == "netconsole" else {}
+    _exit(module, params, text, changed=False, marker_found=found, position=end, **extra)
+
+
+def _exit(module, params, text, **result):
+    """Return the console text as lines (long ones cut, as every source does) and the tasks of any dump in it."""
     lines, cut = sysrq_tasks.cut_lines(oob_console.lines_of(text))
     if cut:
         module.warn("%d console line(s) longer than %d characters were cut there" % (cut, sysrq_tasks.MAX_LINE))
     tasks = oob_console.parse(lines)
-    extra = {"netconsole": console.summary()} if console.kind == "netconsole" else {}
-    module.exit_json(changed=False, lines=lines[-params["max_lines"]:], lines_total=len(lines), lines_cut=cut,
-                     tasks=tasks,
-                     task_states=sysrq_tasks.state_counts(tasks), refused=oob_console.refusals(lines),
-                     marker_found=found, position=end, **extra)
+    module.exit_json(lines=lines[-params["max_lines"]:], lines_total=len(lines), lines_cut=cut, tasks=tasks,
+                     task_states=sysrq_tasks.state_counts(tasks), refused=oob_console.refusals(lines), **result)
 
 
 def _live_sol(module, params):
@@ -226,11 +229,8 @@ def _live_sol(module, params):
     found = None
     if marker:
         text, found = oob_console.after_marker(text, marker)
-    lines = oob_console.lines_of(text)
-    tasks = oob_console.parse(lines)
-    module.exit_json(changed=False, lines=lines[-params["max_lines"]:], lines_total=len(lines), tasks=tasks,
-                     task_states=sysrq_tasks.state_counts(tasks), refused=oob_console.refusals(lines),
-                     marker_found=found)
+    # Taking over ended someone else's session on the BMC: that is a change.
+    _exit(module, params, text, changed=took_over, marker_found=found)
 
 
 if __name__ == "__main__":

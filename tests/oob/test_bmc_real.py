@@ -272,6 +272,7 @@ def test_sol_held_by_someone_else_then_taken_over(server, sol_bmc, ansible_modul
                               monkeypatch)
         assert not result.get("failed"), result
         assert "took over the SOL session" in json.dumps(result.get("warnings", []))
+        assert result["changed"] is True and result["lines_cut"] == 0   # someone's session was ended
     finally:
         other.close()
     assert _ipmitools_of(sol_bmc) == []

@@ -77,7 +77,6 @@ def test_destructive_key_refused_before_any_host(fleet):
     assert all(not s.commands for s in fleet["speakers"].values())
 
 
-
 def test_wedged_inband_false_on_the_command_line(tmp_path):
     # A host that answers (the controller itself) and -e wedged_inband=false: its in-band dump is skipped and the
     # report says so. The extra var used to clash with the registered result of the same name and fail the report.
