@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := . scripts/env.sh &&
 
-.PHONY: bootstrap demo test quick unit sanity lint molecule realkernel lab-down build docs ee
+.PHONY: bootstrap demo test quick unit sanity lint molecule realkernel scale lab-down build docs ee
 
 bootstrap:
 	@scripts/bootstrap
@@ -32,6 +32,10 @@ molecule: bootstrap
 
 realkernel: bootstrap
 	$(ENV) python -m pytest -q -p no:cacheprovider tests/realkernel
+
+## The 50-kernel user-mode-linux fleet's correctness test alone (a stage of `make test` too).
+scale: bootstrap
+	$(ENV) python -m pytest -q -rs tests/scale
 
 lab-down:
 	$(ENV) python -m tests.lab down
