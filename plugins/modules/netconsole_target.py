@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: netconsole_target
 short_description: netconsole targets in the running kernel (configfs), with the interface, source and MAC found
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Works out what each target leaves out from the host's routing and neighbour tables (the interface and source
     address of the route to the collector, the MAC of the next hop, which is the collector on the same subnet and its
@@ -219,8 +219,9 @@ def main():
                           boot_files={t["name"]: nc_target.boot_file(t) for t in wanted},
                           device_units=sorted({nc_target.device_unit(t["dev_name"]) for t in wanted}))
         if p["method"] == "configfs" and (p["state"] == "present" or nc_configfs.available()):
+            prepared = False
             if p["state"] == "present" and not module.check_mode:
-                nc_configfs.prepare(module)
+                prepared = nc_configfs.prepare(module)
             running = nc_configfs.targets()
             ours = {n: v for n, v in running.items() if n.startswith(p["prefix"])}
             result["other_targets"] = sorted(set(running) - set(ours))
@@ -235,16 +236,23 @@ def main():
                         result["created"].append(t["name"])
                 after[t["name"]] = dict(nc_target.attributes(t), enabled="1")
             result["removed"] = sorted(set(ours) - keep)
-            result["changed"] = bool(result["created"] or result["updated"] or result["removed"])
-            if result["changed"] and not module.check_mode:
+            planned = bool(result["created"] or result["updated"] or result["removed"])
+            result["changed"] = planned or prepared
+            if planned and not module.check_mode:
+                # should a step fail, changed says what was done before it
+                result["changed"] = prepared
                 for name in result["removed"]:
                     nc_configfs.remove(name)
+                    result["changed"] = True
                 for t in wanted if p["state"] == "present" else []:
-                    nc_configfs.apply(t)
+                    if nc_configfs.apply(t):
+                        result["changed"] = True
             if module._diff:
                 result["diff"] = {"before_header": nc_configfs.ROOT, "after_header": nc_configfs.ROOT,
                                   "before": _render(ours), "after": _render(after)}
     except (nc_target.TargetError, nc_detect.DetectError, nc_configfs.ConfigfsError) as exc:
+        # a ConfigfsError says whether it left the running kernel changed (a target it could not put back)
+        result["changed"] = result["changed"] or getattr(exc, "changed", False)
         module.fail_json(msg=str(exc), **result)
     module.exit_json(**result)
 

@@ -220,6 +220,7 @@ lines_cut:
   sample: 0
 """
 
+import math
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -254,9 +255,13 @@ def main():
     try:
         problems = [text for bad, text in (
             (params["hold_time"] <= 0, "hold_time must be > 0 milliseconds (got %s)" % params["hold_time"]),
-            (params["delay"] < 0, "delay must be >= 0 seconds (got %s)" % params["delay"]),
-            (params["settle"] < 0, "settle must be >= 0 seconds (got %s)" % params["settle"]),
-            (params["timeout"] <= 0, "timeout must be > 0 seconds (got %s)" % params["timeout"]),
+            # nan passes every comparison and inf never ends a wait: both are refused by name
+            (not (math.isfinite(params["delay"]) and params["delay"] >= 0),
+             "delay must be >= 0 seconds and finite (got %s)" % params["delay"]),
+            (not (math.isfinite(params["settle"]) and params["settle"] >= 0),
+             "settle must be >= 0 seconds and finite (got %s)" % params["settle"]),
+            (not (math.isfinite(params["timeout"]) and params["timeout"] > 0),
+             "timeout must be > 0 seconds and finite (got %s)" % params["timeout"]),
             (params["mask"] is not None and not 0 <= (params["mask"] or 0) <= 511,
              "mask must be 0-511, the kernel.sysrq range (got %s)" % params["mask"])) if bad]
         if problems:

@@ -56,6 +56,23 @@ def _backup(module, path):
     return dest
 
 
+def _move(module, tmp, full, mode):
+    """``module.atomic_move(tmp, full)``; a file it creates gets ``mode``.
+
+    atomic_move gives a file it creates 0666 & ~umask after the rename (0664 under umask 002, for a file that
+    grub-mkconfig sources as root): narrow the umask meanwhile, so that it is never more open than ``mode``.
+    """
+    try:
+        os.chmod(tmp, mode)
+    except OSError:  # FAT (the ESP) has no Unix modes to set
+        pass
+    umask = os.umask(0o777 & ~mode)
+    try:
+        module.atomic_move(tmp, full)
+    finally:
+        os.umask(umask)
+
+
 def _write(module, path, text, backup):
     """Atomically replace (or create) host file ``path``; keep its mode; return the backup path or None."""
     full = host_path(path)
@@ -71,37 +88,51 @@ def _write(module, path, text, backup):
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        try:
-            os.chmod(tmp, mode)
-        except OSError:  # FAT (the ESP) has no Unix modes to set
-            pass
-        module.atomic_move(tmp, full)
+        _move(module, tmp, full, mode)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return backup_file
 
 
+def _reason(exc):
+    """``exc`` as text with its cause: ansible-core's atomic_move and backup_local raise a plain Exception that
+    names the files, from the OSError that says why."""
+    cause = exc.__cause__
+    if isinstance(cause, OSError) and cause.strerror:
+        return "%s: %s" % (str(exc).rstrip("."), cause.strerror)
+    return str(exc)
+
+
 def _restore(module, originals):
-    """Put back ``{path: bytes or None}``; return what could not be restored."""
-    failed = []
+    """Put back ``{path: bytes or None}`` where a file no longer has that content.
+
+    Returns ``(restored, removed, failed)``: the paths put back, the new files removed, and ``"path (why)"``
+    for the files that could not be restored.
+    """
+    restored, removed, failed = [], [], []
     for path, content in originals.items():
         full = host_path(path)
+        tmp = None
         try:
+            if _read_bytes(path) == content:
+                continue  # never written (the write that failed), or written back already
             if content is None:
-                if os.path.exists(full):
-                    os.unlink(full)
+                os.unlink(full)
+                removed.append(path)
                 continue
             directory = os.path.dirname(full)
             fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(full), dir=directory)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(content)
-            if os.path.exists(full):
-                os.chmod(tmp, os.stat(full).st_mode & 0o7777)
-            module.atomic_move(tmp, full)
-        except OSError as exc:
-            failed.append("%s (%s)" % (path, exc))
-    return failed
+            _move(module, tmp, full, os.stat(full).st_mode & 0o7777 if os.path.exists(full) else 0o644)
+            restored.append(path)
+        except Exception as exc:  # pylint: disable=broad-except  # atomic_move raises a plain Exception
+            failed.append("%s (%s)" % (path, _reason(exc)))
+        finally:
+            if tmp and os.path.exists(tmp):
+                os.unlink(tmp)
+    return restored, removed, failed
 
 
 def _read_bytes(path):
@@ -158,24 +189,22 @@ def apply_plan(module, backend, plan, request, backup):
         step = "checking the result"
         entries = backend.read()
         check_result(entries, plan.entries, request)
-    except (CmdlineError, OSError) as exc:
-        failed = _restore(module, originals)
-        bad = [f.split(" (")[0] for f in failed]
-        restored = [p for p in originals if p not in bad and originals[p] is not None]
-        removed = [p for p in originals if p not in bad and originals[p] is None]
+    except Exception as exc:  # pylint: disable=broad-except  # atomic_move and backup_local raise a plain Exception
+        restored, removed, failed = _restore(module, originals)
         undone = []
         if restored:
             pronoun = "its" if len(restored) == 1 else "their"
             undone.append("restored %s to %s previous content" % (", ".join(restored), pronoun))
         if removed:
             undone.append("removed %s, which did not exist before" % ", ".join(removed))
-        msg = str(exc) if isinstance(exc, CmdlineError) else "%s: %s" % (step, exc)
+        msg = str(exc) if isinstance(exc, CmdlineError) else "%s: %s" % (step, _reason(exc))
         if failed:
             msg += "; could NOT restore %s" % ", ".join(failed)
             if undone:
                 msg += " (%s)" % "; ".join(undone)
         else:
             msg += "; every change was undone (%s)" % "; ".join(undone) if undone else "; nothing was changed"
+        changed = bool(failed)
         if regenerated:
             # The boot configuration was regenerated from the changed files: regenerate it again from the restored
             # ones, so that what boots matches what the files say.
@@ -186,11 +215,12 @@ def apply_plan(module, backend, plan, request, backup):
             except CmdlineError as again:
                 msg += ("; the boot configuration had been regenerated with the change, and regenerating it from "
                         "the restored files failed (%s): run %s by hand" % (again, " ".join(plan.regenerate[0])))
+                changed = True
         elif plan.regenerate and step == "regenerating the boot configuration":
             msg += "; grub-mkconfig keeps the previous grub.cfg when it fails, so the boot configuration is as before"
         elif plan.regenerate:
             msg += "; the boot configuration was not regenerated"
-        module.fail_json(msg=msg, backup_files=backups)
+        module.fail_json(msg=msg, backup_files=backups, changed=changed)
     return backups, entries
 
 

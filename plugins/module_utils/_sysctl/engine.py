@@ -218,7 +218,10 @@ def comment_out(text, keys, marker):
 
 
 def write_file(module, path, text, mode=0o644, backup=False):
-    """Atomically replace host file ``path`` with ``text``; return the backup path or None."""
+    """Atomically replace host file ``path`` with ``text`` (str or bytes); return the backup path or None.
+
+    A file that exists keeps its mode (atomic_move copies it); a new one gets ``mode``.
+    """
     full = host_path(path)
     directory = os.path.dirname(full)
     os.makedirs(directory, mode=0o755, exist_ok=True)
@@ -227,14 +230,70 @@ def write_file(module, path, text, mode=0o644, backup=False):
         backup_file = module.backup_local(full)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(full), dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
         os.chmod(tmp, mode)
-        module.atomic_move(tmp, full)
+        # atomic_move gives a file it creates 0666 & ~umask after the rename (0664 under umask 002): narrow the
+        # umask meanwhile, so that a new file is ``mode`` and never, even for a moment, more open than that.
+        umask = os.umask(0o777 & ~mode)
+        try:
+            module.atomic_move(tmp, full)
+        finally:
+            os.umask(umask)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return backup_file
+
+
+def read_bytes(path):
+    """Host file ``path``'s content, or None when it does not exist (what :func:`restore_files` puts back)."""
+    try:
+        with open(host_path(path), "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def reason(exc):
+    """``exc`` as text with its cause: ansible-core's atomic_move and backup_local raise a plain Exception that
+    names the files, from the OSError that says why."""
+    cause = exc.__cause__
+    if isinstance(cause, OSError) and cause.strerror:
+        return "%s: %s" % (str(exc).rstrip("."), cause.strerror)
+    return str(exc)
+
+
+def restore_files(module, originals):
+    """Put back every file of ``originals`` (``{host path: bytes, or None when it did not exist}``) that no longer
+    has that content. Returns ``(restored, failed)``: the paths put back, and ``"path (why)"`` for the others."""
+    restored, failed = [], []
+    for path, content in originals.items():
+        try:
+            if read_bytes(path) == content:
+                continue
+            if content is None:
+                os.unlink(host_path(path))
+            else:
+                write_file(module, path, content)
+            restored.append(path)
+        except Exception as exc:  # pylint: disable=broad-except  # atomic_move raises a plain Exception
+            failed.append("%s (%s)" % (path, reason(exc)))
+    return restored, failed
+
+
+def undone_text(restored, failed):
+    """What a failed run left behind, for the end of its message."""
+    if failed:
+        text = "could NOT restore %s" % "; ".join(failed)
+        if restored:
+            text += " (%s put back)" % ", ".join(restored)
+        return text
+    if len(restored) == 1:
+        return "nothing was kept: %s is back as it was" % restored[0]
+    if restored:
+        return "nothing was kept: %s and %s are back as they were" % (", ".join(restored[:-1]), restored[-1])
+    return "nothing was changed"
 
 
 # The options every sysctl-writing module takes, beside its own settings.
@@ -263,22 +322,18 @@ def dropin_error(dropin):
     return None
 
 
-def _undo(module, plan, previous, keys):
-    """The kernel refused a value: put the drop-in and the runtime ``keys`` back as they were, so that no
-    persistent setting is left that the kernel would refuse (or apply differently) at the next boot."""
-    if plan.before != plan.after:
-        if plan.before is None:
-            try:
-                os.unlink(host_path(plan.dropin))
-            except FileNotFoundError:
-                pass
-        else:
-            write_file(module, plan.dropin, plan.before)
+def _undo(module, originals, previous, keys):
+    """The kernel refused a value: put the files written (drop-in and commented-out conflicts) and the runtime
+    ``keys`` back as they were, so that no persistent setting is left that the kernel would refuse (or apply
+    differently) at the next boot, and no line that set the key before is lost. Returns ``(restored, failed)``."""
+    restored, failed = restore_files(module, originals)
     for key in keys:
         try:
             write_runtime(key, previous[key])
-        except SysctlError:
-            pass
+            restored.append("%s at runtime" % key)
+        except SysctlError as exc:
+            failed.append("%s at runtime (%s)" % (key, exc))
+    return restored, failed
 
 
 class Plan:
@@ -322,8 +377,9 @@ def conflict_message(conflicts, dropin):
             "or conflicts=ignore to write anyway." % "; ".join(parts))
 
 
-def resolve_conflicts(module, conflicts, marker, check_mode):
-    """Comment out overriding lines. Returns ``(diffs, changed_files, backups)``.
+def resolve_conflicts(module, conflicts, marker, check_mode, originals=None):
+    """Comment out overriding lines. Returns ``(diffs, changed_files, backups)``. Each file's content is put in
+    ``originals`` (``{path: bytes or None}``) before it is written, for :func:`restore_files`.
 
     A file under /etc is edited in place (through its symlink target) with a
     backup. A vendor file (/run, /usr/local/lib, /usr/lib, /lib) is masked by a
@@ -349,6 +405,8 @@ def resolve_conflicts(module, conflicts, marker, check_mode):
         diffs.append({"before_header": target, "after_header": target, "before": before or "", "after": after})
         changed.append(target)
         if not check_mode:
+            if originals is not None:
+                originals.setdefault(target, read_bytes(target))
             backup_file = write_file(module, target, after, backup=before is not None)
             if backup_file:
                 backups.append(backup_file)
@@ -379,18 +437,28 @@ def apply(module, dropin, settings, runtime=True, conflicts_mode="fail", header=
             module.fail_json(msg="the running kernel has no %s (%s); nothing was written"
                              % (", ".join(missing), ", ".join(proc_path(k) for k in missing)))
 
-    # Persistent: conflicts first (so a failure there leaves the drop-in untouched), then the drop-in.
-    if conflicts and conflicts_mode == "comment":
-        diffs, changed_files, backups = resolve_conflicts(module, conflicts, "disabled by magic_sysrq.fleet",
-                                                          check_mode)
-    if plan.before != plan.after:
-        diffs.append({"before_header": plan.dropin, "after_header": plan.dropin,
-                      "before": plan.before or "", "after": plan.after})
-        changed_files.append(plan.dropin)
-        if not check_mode:
-            backup_file = write_file(module, plan.dropin, plan.after, backup=backup)
-            if backup_file:
-                backups.append(backup_file)
+    # Persistent: conflicts first, then the drop-in. Every file's content is kept before it is written: a write
+    # that fails, or a value the kernel refuses, puts them all back, commented-out conflicts included.
+    originals = {}
+    try:
+        if conflicts and conflicts_mode == "comment":
+            diffs, changed_files, backups = resolve_conflicts(module, conflicts, "disabled by magic_sysrq.fleet",
+                                                              check_mode, originals)
+        if plan.before != plan.after:
+            diffs.append({"before_header": plan.dropin, "after_header": plan.dropin,
+                          "before": plan.before or "", "after": plan.after})
+            changed_files.append(plan.dropin)
+            if not check_mode:
+                originals.setdefault(plan.dropin, read_bytes(plan.dropin))
+                backup_file = write_file(module, plan.dropin, plan.after, backup=backup)
+                if backup_file:
+                    backups.append(backup_file)
+    except Exception as exc:  # pylint: disable=broad-except  # atomic_move raises a plain Exception
+        restored, failed = restore_files(module, originals)
+        # the last file put in originals is the one being written when it failed
+        where = list(originals)[-1] if originals else "the sysctl files"
+        module.fail_json(msg="writing %s failed: %s; %s" % (where, reason(exc), undone_text(restored, failed)),
+                         changed=bool(failed))
 
     # Runtime.
     runtime_changed = []
@@ -403,10 +471,8 @@ def apply(module, dropin, settings, runtime=True, conflicts_mode="fail", header=
                     try:
                         write_runtime(key, value)
                     except SysctlError as exc:
-                        _undo(module, plan, previous, runtime_changed[:-1])
-                        module.fail_json(msg="%s; nothing was kept: %s and the values already set at runtime are "
-                                             "back as they were" % (exc, plan.dropin),
-                                         changed=bool(set(changed_files) - {plan.dropin}))
+                        restored, failed = _undo(module, originals, previous, runtime_changed[:-1])
+                        module.fail_json(msg="%s; %s" % (exc, undone_text(restored, failed)), changed=bool(failed))
                     now[key] = read_runtime(key)
                 else:
                     now[key] = value

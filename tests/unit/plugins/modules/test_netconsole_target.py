@@ -93,3 +93,73 @@ def test_errors_name_the_problem(fake_host, run_module, target, message):
     r = run_module(netconsole_target, {"targets": [target]})
     assert r["failed"] and message in r["msg"]
     assert list((fake_host / ROOT).iterdir()) == []
+
+
+# --- a failed change puts the target back ----------------------------------------------------------------------
+
+@pytest.fixture
+def refuse_port(monkeypatch):
+    """Like the kernel when netpoll cannot start: writing 1 to ``enabled`` fails while the target's remote_port is
+    in the returned set."""
+    real = nc_configfs._write
+    refused = {"7000"}
+
+    def write(path, value):
+        if os.path.basename(path) == "enabled" and str(value) == "1":
+            with open(os.path.join(os.path.dirname(path), "remote_port")) as handle:
+                if handle.read().strip() in refused:
+                    raise nc_configfs.ConfigfsError("writing 1 to %s failed: [Errno 19] No such device" % path)
+        real(path, value)
+    monkeypatch.setattr(nc_configfs, "_write", write)
+    return refused
+
+
+def test_an_update_the_kernel_refuses_puts_the_working_target_back(fake_host, run_module, refuse_port):
+    run_module(netconsole_target, {"targets": [{"remote_ip": "10.0.2.2"}]})
+    before = _attrs(fake_host, "fleet-1")
+    r = run_module(netconsole_target, {"targets": [{"remote_ip": "10.0.2.2", "remote_port": 7000}]})
+    assert r["failed"] and "the kernel could not start the target" in r["msg"]
+    assert "target fleet-1 is back as it was (its previous settings, enabled)" in r["msg"]
+    assert r["changed"] is False
+    assert _attrs(fake_host, "fleet-1") == before and before["enabled"] == "1" and before["remote_port"] == "6666"
+
+
+def test_a_new_target_the_kernel_refuses_is_removed_again(fake_host, run_module, refuse_port):
+    r = run_module(netconsole_target, {"targets": [{"remote_ip": "10.0.2.2", "remote_port": 7000}]})
+    assert r["failed"] and "the new target fleet-1 was removed again" in r["msg"] and r["changed"] is False
+    assert list((fake_host / ROOT).iterdir()) == []
+
+
+def test_a_target_that_cannot_be_put_back_is_a_change(fake_host, run_module, refuse_port):
+    run_module(netconsole_target, {"targets": [{"remote_ip": "10.0.2.2"}]})
+    refuse_port.add("6666")             # the interface went away: the previous settings do not start either
+    r = run_module(netconsole_target, {"targets": [{"remote_ip": "10.0.2.2", "remote_port": 7000}]})
+    assert r["failed"] and "could NOT put target fleet-1 back as it was" in r["msg"]
+    assert "it is left disabled" in r["msg"] and r["changed"] is True
+    assert _attrs(fake_host, "fleet-1")["remote_port"] == "6666" and _attrs(fake_host, "fleet-1")["enabled"] == "0"
+
+
+def test_loading_netconsole_is_a_change_even_when_a_later_step_fails(host_root, run_module, monkeypatch):
+    (host_root / "sys/kernel/config").mkdir(parents=True)
+    monkeypatch.setattr(AnsibleModule, "get_bin_path", lambda self, name, *a, **kw: "/usr/bin/" + name)
+    ran = []
+
+    def run_command(self, argv, **kw):
+        if argv[:2] == ["/usr/bin/ip", "-j"]:
+            return 0, json.dumps(IP.get(tuple(argv[2:]), [])), ""
+        ran.append(argv[0])
+        if argv[0] == "mount":
+            return 32, "", "mount: permission denied"
+        return 0, "", ""            # modprobe netconsole loads the module (configfs is not mounted)
+    monkeypatch.setattr(AnsibleModule, "run_command", run_command)
+    r = run_module(netconsole_target, {"targets": [{"remote_ip": "10.0.2.2"}]})
+    assert ran == ["/usr/bin/modprobe", "mount"]
+    assert r["failed"] and "mounting configfs on /sys/kernel/config failed" in r["msg"]
+    assert r["changed"] is True         # netconsole was loaded
+
+
+def test_prepare_reports_what_it_did(fake_host):
+    class Module:
+        def get_bin_path(self, *a, **kw):
+            raise AssertionError("nothing to load: configfs targets are there")
+    assert nc_configfs.prepare(Module()) is False

@@ -95,6 +95,20 @@ def test_oob_sysrq_bad_numbers(run_module, speaker):
     assert r["failed"] and "hold_time must be > 0" in r["msg"] and "mask must be 0-511" in r["msg"]
 
 
+@pytest.mark.parametrize("args, fragment", [
+    # nan passes a "< 0" check and inf never ends a wait
+    ({"delay": "nan"}, "delay must be >= 0 seconds and finite (got nan)"),
+    ({"settle": "inf"}, "settle must be >= 0 seconds and finite (got inf)"),
+    ({"timeout": "inf"}, "timeout must be > 0 seconds and finite (got inf)"),
+    ({"timeout": "nan"}, "timeout must be > 0 seconds and finite (got nan)"),
+])
+def test_oob_sysrq_nan_and_inf_are_refused(run_module, speaker, args, fragment):
+    qemu = speaker()
+    r = run_module(oob_sysrq, dict({"method": "qmp", "qmp": {"socket": qemu.path}, "keys": "w"}, **args))
+    assert r["failed"] and fragment in r["msg"] and r["changed"] is False
+    assert qemu.commands == []
+
+
 def test_oob_nmi_needs_consent_then_sends(run_module, speaker):
     qemu = speaker()
     refused = run_module(oob_nmi, {"method": "qmp", "qmp": {"socket": qemu.path}})

@@ -177,6 +177,20 @@ def test_write_failure_is_reported(lab, run_module, monkeypatch):
     assert lab.source.closed
 
 
+def test_a_later_key_that_fails_reports_the_keys_already_written_as_a_change(lab, run_module, monkeypatch):
+    real = sysrq_keys.write_key
+
+    def refuse_t(key):
+        if key == "t":
+            raise sysrq_keys.TriggerError("writing 't' to /proc/sysrq-trigger failed: Read-only file system")
+        real(key)
+    monkeypatch.setattr(sysrq_keys, "write_key", refuse_t)
+    result = run_module(sysrq_trigger, dict(keys="wt", **FAST))
+    assert result["failed"] is True and "Read-only file system" in result["msg"]
+    assert "already written: 'w'" in result["msg"]
+    assert result["changed"] is True and lab.written == ["w"]
+
+
 def test_no_kmsg_still_triggers_with_a_warning(lab, run_module, monkeypatch):
     def missing(path=kmsg.KMSG):
         raise kmsg.KmsgError(2, "cannot open /dev/kmsg: No such file or directory")
@@ -198,6 +212,12 @@ def test_timeout_bounds_the_capture(lab, run_module, monkeypatch):
     ({"delay": -1}, "delay must be >= 0"),
     ({"timeout": 0}, "timeout must be > 0"),
     ({"settle": -0.5}, "settle must be >= 0"),
+    # nan passes a "< 0" check and inf never ends a wait
+    ({"delay": "nan"}, "delay must be >= 0 seconds and finite (got nan)"),
+    ({"delay": "inf"}, "delay must be >= 0 seconds and finite (got inf)"),
+    ({"timeout": "inf"}, "timeout must be > 0 seconds and finite (got inf)"),
+    ({"timeout": "nan"}, "timeout must be > 0 seconds and finite (got nan)"),
+    ({"settle": "nan"}, "settle must be >= 0 seconds and finite (got nan)"),
     ({"console_loglevel": 0}, "console_loglevel must be from 1 to 8"),
     ({"console_loglevel": 9}, "console_loglevel must be from 1 to 8"),
 ])
