@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
@@ -27,17 +29,21 @@ class ActionModule(ActionBase):
             dir_mode = report_files.file_mode(args.get("dir_mode", "0755"), "dir_mode")
         except report_files.ReportFilesError as exc:
             raise AnsibleActionFail("report_files: %s" % exc) from None
+        dest = args.get("dest")
+        if isinstance(dest, str):
+            # dest is documented as type: path, which a module gets expanded: ~/reports is not ./~/reports
+            dest = os.path.expanduser(os.path.expandvars(dest))
         refused = []
         try:
             written, unchanged = report_files.write_tree(
-                args.get("dest"), args.get("files"), mode=mode, dir_mode=dir_mode,
+                dest, args.get("files"), mode=mode, dir_mode=dir_mode,
                 check_mode=self._task.check_mode, refused=refused)
         except report_files.ReportFilesError as exc:
             raise AnsibleActionFail("report_files: %s" % exc) from None
         except OSError as exc:
-            raise AnsibleActionFail("report_files: cannot write under %s: %s" % (args.get("dest"), exc)) from None
+            raise AnsibleActionFail("report_files: cannot write under %s: %s" % (dest, exc)) from None
         for name, why in refused:
             self._display.warning("report_files: not written: %s" % why)
-        result.update(changed=bool(written), dest=args.get("dest"), written=written, unchanged=unchanged,
+        result.update(changed=bool(written), dest=dest, written=written, unchanged=unchanged,
                       refused=dict(refused))
         return result

@@ -83,7 +83,8 @@ _value:
       description: Host to the connection error.
       type: dict
     failed:
-      description: Host to why the dump failed there (module error, task timeout).
+      description: Host to why the dump failed there (module error, task timeout, C(malformed result) for an answer
+        that is not the shape M(magic_sysrq.fleet.sysrq_trigger) gives).
       type: dict
     not_run:
       description: Asked hosts with no result at all, with why.
@@ -99,6 +100,13 @@ _value:
       description: Hosts where /dev/kmsg could not be read (keys written, nothing captured).
       type: list
       elements: str
+    frames_cut:
+      description: Host to stack frames left out of its tasks, past the first C(max_frames) of each task (only hosts
+        that had some).
+      type: dict
+    max_frames:
+      description: How many frames of each kind (reliable, unreliable) a task keeps.
+      type: int
     tasks_total:
       description: Tasks over all answering hosts.
       type: int

@@ -67,30 +67,28 @@ def tree(stacks):
     """``[(frames, count)]`` -> icicle columns: ids, labels, parents, values (totals), depth per node.
 
     The root (id and label ``ROOT``) holds every count; a node's value is the total of the stacks through it, so
-    Plotly's ``branchvalues='total'`` draws children inside their parent.
+    Plotly's ``branchvalues='total'`` draws children inside their parent. Nodes are numbered as they are first
+    seen: ``n1``, ``n2``... An id made of the node's path would make the page grow with the square of the
+    stack depth (one task of 4,000 frames: a 100 MB page); a number also never equals the root's id, which a
+    frame may spell (a process may name itself ``all``) and which would leave plotly.js nothing to draw.
     """
-    totals = {(): 0}
-    labels = {(): ROOT}
-    order = [()]
+    ids, labels, parents, values, depths = [ROOT], [ROOT], [""], [0], [0]
+    children = {}           # (parent node, label) -> node; nodes are indexes into the columns
     for frames, count in stacks:
-        totals[()] += count
-        for depth in range(1, len(frames) + 1):
-            path = frames[:depth]
-            if path not in totals:
-                totals[path] = 0
-                labels[path] = frames[depth - 1]
-                order.append(path)
-            totals[path] += count
-    ids = [_node_id(path) for path in order]
-    parents = ["" if not path else _node_id(path[:-1]) for path in order]
-    return {"ids": ids, "labels": [labels[p] for p in order], "parents": parents,
-            "values": [totals[p] for p in order], "depths": [len(p) for p in order]}
-
-
-def _node_id(path):
-    """The root is ``ROOT``; every other node ``n:`` + its frames, so that no frame (a process may name itself
-    ``all``) gives a node the root's id, which would leave plotly.js nothing to draw."""
-    return "n:" + ";".join(path) if path else ROOT
+        values[0] += count
+        node = 0
+        for label in frames:
+            child = children.get((node, label))
+            if child is None:
+                child = children[node, label] = len(ids)
+                ids.append("n%d" % child)
+                labels.append(label)
+                parents.append(ids[node])
+                values.append(0)
+                depths.append(depths[node] + 1)
+            values[child] += count
+            node = child
+    return {"ids": ids, "labels": labels, "parents": parents, "values": values, "depths": depths}
 
 
 def _colour(name):

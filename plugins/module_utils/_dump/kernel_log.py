@@ -14,6 +14,7 @@ import re
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.panic_reason import panic_reason
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.report_files import report_name
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.stack_groups import kind_of
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.untrusted import printable
 
 # syslog severities, most severe first, as dmesg --level names them.
@@ -139,13 +140,58 @@ def _read(path):
         return "(cannot read %s on the controller: %s)" % (path, exc.strerror)
 
 
+# The latest time a crash file's mtime may say (9999-12-31, the last a datetime or strftime shows).
+_MTIME_MAX = 253402300799
+
+
+def _number(value, high):
+    """A finite number in [0, high], as JSON gives one (a bool is not one)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= high
+
+
+def _crash_problem(item):
+    """What in a crash file's record is not the shape collect_dmesg.yml gives it ('' when nothing)."""
+    if not isinstance(item, dict) or not isinstance(item.get("item") or {}, dict):
+        return "a crash file is not a dict"
+    entry, text = _crash_entry(item)
+    for key in ("name", "path", "local"):
+        if not isinstance(entry[key], (str, type(None))):
+            return "a crash file's %s is not text" % key
+    if not isinstance(text, (str, type(None))):
+        return "a crash file's text is not text"
+    if entry["mtime"] is not None and not _number(entry["mtime"], _MTIME_MAX):
+        return "a crash file's mtime is not a time"
+    if entry["size"] is not None and not _number(entry["size"], 2 ** 63):
+        return "a crash file's size is not a size"
+    return ""
+
+
+def _problem(data):
+    """What in one host's collected data is not the shape collect_dmesg.yml gives it ('' when nothing). A
+    compromised host's find result (path, mtime, size) and messages are any JSON it likes: a bad one fails that
+    host's row, not the summary of every host."""
+    if not isinstance(data, dict):
+        return "the collected data is %s, not a dict" % kind_of(data)
+    if not isinstance(data.get("status") or "", str):
+        return "status is not text"
+    if not isinstance(data.get("lines") or [], list):
+        return "lines is not a list"
+    if not isinstance(data.get("crash_files") or [], list):
+        return "crash_files is not a list"
+    for item in data.get("crash_files") or []:
+        problem = _crash_problem(item)
+        if problem:
+            return problem
+    return ""
+
+
 def _crash_entry(item):
     """A crash file as collect_dmesg.yml records it: a ``fetch`` result (``item`` is the ``find`` entry,
     ``dest`` the copy on the controller) or a plain ``{name, path, mtime, local|text}``."""
     found = item.get("item") if isinstance(item.get("item"), dict) else {}
     path = found.get("path") or item.get("path") or item.get("file")
     entry = {
-        "name": item.get("name") or (path.rstrip("/").rsplit("/", 1)[-1] if path else None),
+        "name": item.get("name") or (path.rstrip("/").rsplit("/", 1)[-1] if isinstance(path, str) else None),
         "path": path,
         "mtime": found.get("mtime", item.get("mtime")),
         "size": found.get("size", item.get("size")),
@@ -172,6 +218,11 @@ def summarize(hosts, since=None, level=None, directory=None, now=None):
         if data is None:
             out_hosts[host] = {"status": "not run", "msg": "no result: the host was not run", "lines": 0,
                                "first": None, "last": None, "crash_files": []}
+            continue
+        problem = _problem(data)
+        if problem:
+            out_hosts[host] = {"status": "failed", "msg": "malformed result: %s" % problem, "lines": 0,
+                               "first": None, "last": None, "crash_msg": "", "crash_files": []}
             continue
         lines = data.get("lines") or []
         first, last = span(lines)
@@ -216,6 +267,6 @@ def host_files(hosts):
     answered; ``<host>`` is :func:`report_name` of the host name."""
     files = {}
     for host, data in (hosts or {}).items():
-        if isinstance(data, dict) and data.get("status") == "answered":
+        if isinstance(data, dict) and data.get("status") == "answered" and not _problem(data):
             files["%s/dmesg.txt" % report_name(host)] = [printable(line) for line in data.get("lines") or []]
     return files

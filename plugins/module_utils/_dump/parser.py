@@ -35,21 +35,34 @@ from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.untrusted 
 
 # --- clean-up of captured text ------------------------------------------------------------------------
 
-# CSI / OSC / two-character escape sequences of terminals and serial consoles.
-# An OSC never runs past the end of its line: an unterminated one must not swallow the rest of the capture.
-_ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+# The escape sequences of terminals and serial consoles (ECMA-48), removed only when whole: a CSI is ESC [,
+# at most 32 parameter bytes (0x30-0x3F), at most 2 intermediate bytes (0x21-0x2F), a final byte (0x40-0x7E);
+# an OSC (and a DCS, SOS, PM or APC string) ends with BEL or ST before the end of its line; the other two-byte
+# escapes are ESC and one byte of 0x40-0x5F that starts no sequence. Anything else stays text, for
+# printable() to show as \x1b: a comm of "x\x1b]" or "x\x1b[" must not eat the rest of its task's header.
+# The space is a valid intermediate byte, but no intermediate byte, parameter byte or final byte here is a
+# space: a sequence that starts in a comm ends before the space the kernel always prints after it (padding, or
+# the one of " state:"), and a comm ending in "\x1b[" cannot take the "s" of "state:" as its final byte.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]{0,32}[!-/]{0,2}[@-~]|[\]PX^_][^\x07\x1b\n]{0,512}(?:\x07|\x1b\\)"
+                   r"|[@-OQ-WYZ\\])")
 # The common prefix: dmesg / console timestamps "[   12.345678] ", optionally with the caller id "[  T123]".
 _TIMESTAMP = re.compile(r"\n\[[ 0-9.]+\](?:\[ *[TC][0-9]+\])? ?")
 # Rarer prefixes, looked for near the start of the text and removed only when present.
+# dmesg -x (util-linux): "%-6s:%-6s: " of the facility and level names, first on the line. Only those names: a
+# looser "word:word: " takes "task:abc: " off the header of a task named "abc:".
+_DMESG_X = (r"(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local[0-7]) *:"
+            r"(?:emerg|alert|crit|err|warn|notice|info|debug) *: ")
 _RARE_PREFIX_SEEN = re.compile(
-    r"^(?:[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ kernel: |\d{4}-\d\d-\d\dT\d|[a-z]+ *:[a-z]+ *: |<\d{1,3}>"
-    r"|\[[A-Z][a-z]{2} [A-Z][a-z]{2} )", re.M).search
+    r"^(?:[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ kernel: |\d{4}-\d\d-\d\dT\d|%s|<\d{1,3}>"
+    r"|\[[A-Z][a-z]{2} [A-Z][a-z]{2} )" % _DMESG_X, re.M).search
 _RARE_PREFIX = re.compile(
-    r"^(?:"
+    r"^(?:%s)?" % _DMESG_X +                                              # dmesg -x: facility:level
+    r"(?:"
     r"[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ kernel: "               # journalctl / syslog
-    r"|\d{4}-\d\d-\d\dT[0-9:.,]+(?:[+-]\d\d:?\d\d|Z)? (?:\S+ kernel: )?"  # ISO: journalctl -o short-iso, dmesg
+    # ISO: dmesg --time-format=iso, or journalctl -o short-iso with its host name (which holds no ":"; a
+    # header "task:x kernel: ..." is not a host "task:x")
+    r"|\d{4}-\d\d-\d\dT[0-9:.,]+(?:[+-]\d\d:?\d\d|Z)? (?:[^\s:]+ kernel: )?"
     r")?"
-    r"(?:[a-z]+ *:[a-z]+ *: )?"                                           # dmesg -x: facility:level
     r"(?:<\d{1,3}>)?"                                                     # dmesg -r: <prio>
     r"(?:\[ *\d+\.\d+\]|\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \d{4}\])?"  # [ 12.3] / dmesg -T
     r"(?:\[ *[TC]\d+\])?"                                                 # CONFIG_PRINTK_CALLER
@@ -143,6 +156,12 @@ _LONG_LINE = re.compile(r"^([^\n]{%d})[^\n]+" % MAX_LINE, re.M)
 _SPLIT_HEADER = re.compile(r"^(task:[^\n]{0,15})\n[ \t]*(?=(?:[^\n]{0,15}\n){0,14}[^\n]{0,15} state:\S)", re.M)
 
 
+# Frames kept per task (reliable and unreliable each): kernel stacks are far shallower (a 16 KB stack holds a
+# few dozen frames), and a made-up one of thousands would make every report of it grow with its depth.
+# The frames cut are counted in the task's ``frames_cut``.
+MAX_FRAMES = 256
+
+
 def cut_long_lines(text):
     """``(text, cut)``: ``text`` with every line longer than ``MAX_LINE`` characters cut to that length;
     ``cut`` is how many lines were cut."""
@@ -231,7 +250,8 @@ def parse_messages(text):
     letter), ``frames`` (function names, innermost first, reliable only), ``unreliable_frames`` (the
     ``?`` ones); when printed: ``tgid``, ``flags``, ``task_flags``, ``workqueue`` (the workqueue a
     kworker runs, or last ran when idle) and ``work`` (the work function it runs); for CPU backtraces:
-    ``cpu`` (and ``idle: true`` for a CPU the kernel skipped as idling).
+    ``cpu`` (and ``idle: true`` for a CPU the kernel skipped as idling); ``frames_cut``: how many frames
+    past the first ``MAX_FRAMES`` (of each kind) were left out, when any were.
     """
     text = cut_long_lines(text)[0]
     scan = (_SCAN_UML if "\n [<" in text else _SCAN) if "task:" in text else _SCAN_LEGACY
@@ -335,6 +355,11 @@ def parse_messages(text):
                 append_task(cur)
                 incomplete = False
                 nmi_cpu = None
+    for task in tasks:
+        if len(task["frames"]) > MAX_FRAMES or len(task["unreliable_frames"]) > MAX_FRAMES:
+            task["frames_cut"] = (max(0, len(task["frames"]) - MAX_FRAMES)
+                                  + max(0, len(task["unreliable_frames"]) - MAX_FRAMES))
+            del task["frames"][MAX_FRAMES:], task["unreliable_frames"][MAX_FRAMES:]
     return tasks
 
 

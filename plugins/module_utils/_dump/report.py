@@ -7,7 +7,10 @@ registered from :mod:`sysrq_trigger` (``None`` when the host has no result at al
 
 * answered: a dict with ``tasks`` (and ``output``, ``lost_records``, ``timed_out``...);
 * unreachable: ``unreachable: true`` (registered because the play sets ``ignore_unreachable``);
-* failed: ``failed: true`` with ``msg`` (a module error, or the task's ``timeout`` running out).
+* failed: ``failed: true`` with ``msg`` (a module error, or the task's ``timeout`` running out); or an
+  answer of the wrong shape (``tasks`` that are not the parser's, ``lost_records`` that is not a count,
+  ``output`` that is not lines): a compromised host can answer any JSON, and it must fail that host's row,
+  not the report of every host (``malformed result: ...``).
 
 :func:`summarize` returns a JSON-able dict; the playbook writes it as ``summary.json`` and renders
 ``summary.md`` from it.
@@ -17,8 +20,9 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.parser import MAX_FRAMES
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.report_files import report_name
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.stack_groups import group_stacks
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.stack_groups import group_stacks, tasks_problem
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.untrusted import printable
 
 NO_RESULT = "no result: the host was not run (skipped, or the play stopped before it)"
@@ -35,8 +39,23 @@ def _msg(result, default):
     return " ".join(str(msg).split())
 
 
+def _problem(result):
+    """What in an answered result is not the shape sysrq_trigger gives it ('' when nothing)."""
+    problem = tasks_problem(result["tasks"])
+    if problem:
+        return problem
+    lost = result.get("lost_records")
+    if lost is not None and not (isinstance(lost, int) and not isinstance(lost, bool) and 0 <= lost < 2 ** 63):
+        return "lost_records is not a count"
+    output = result.get("output")
+    if output is not None and not (isinstance(output, list) and all(isinstance(line, str) for line in output)):
+        return "output is not a list of lines"
+    return ""
+
+
 def classify(result):
-    """``(status, message)`` of one host's registered result: answered, unreachable, failed or missing."""
+    """``(status, message)`` of one host's registered result: answered, unreachable, failed or missing. Every
+    reader of a result asks this first: only an ``answered`` result is read further, and its shape is checked."""
     if result is None:
         return "missing", NO_RESULT
     if not isinstance(result, dict):
@@ -49,6 +68,9 @@ def classify(result):
         return "missing", _msg(result, "the task was skipped on this host")
     if not isinstance(result.get("tasks"), list):
         return "failed", _msg(result, "the result has no parsed tasks")
+    problem = _problem(result)
+    if problem:
+        return "failed", "malformed result: %s" % problem
     return "answered", ""
 
 
@@ -67,7 +89,7 @@ def summarize(results, asked=None, key="w", directory=None, states=None, group_l
     hosts = [str(h) for h in (asked if asked is not None else results)]
     answered, unreachable, failed, missing = [], {}, {}, {}
     tasks_per_host, blocked_per_host, states_per_host = {}, {}, {}
-    lost_records, timed_out, not_captured = {}, [], []
+    lost_records, timed_out, not_captured, frames_cut = {}, [], [], {}
     answered_tasks = {}
     for host in hosts:
         result = results.get(host)
@@ -89,9 +111,12 @@ def summarize(results, asked=None, key="w", directory=None, states=None, group_l
                 counts[state] = counts.get(state, 0) + 1
             states_per_host[host] = counts
             blocked_per_host[host] = counts.get("D", 0)
-            lost = int(result.get("lost_records") or 0)
+            lost = result.get("lost_records") or 0
             if lost:
                 lost_records[host] = lost
+            cut = sum(task.get("frames_cut") or 0 for task in tasks)
+            if cut:
+                frames_cut[host] = cut
             if result.get("timed_out"):
                 timed_out.append(host)
             if result.get("captured") is False:
@@ -111,6 +136,8 @@ def summarize(results, asked=None, key="w", directory=None, states=None, group_l
         "lost_records": lost_records,
         "timed_out": timed_out,
         "not_captured": not_captured,
+        "frames_cut": frames_cut,       # frames past the parser's MAX_FRAMES, per host that had some
+        "max_frames": MAX_FRAMES,
         "tasks_total": sum(tasks_per_host.values()),
         "blocked_total": sum(blocked_per_host.values()),
         "tasks_per_host": tasks_per_host,

@@ -11,6 +11,10 @@ Input (any of):
 
 A task is a dict as :mod:`sysrq_tasks` makes it: ``comm``, ``pid``, ``state``, ``frames`` (innermost
 first). Two tasks share a group when their state and reliable frames are equal.
+
+A host's tasks arrive as JSON the host wrote, and a compromised host can write any: the tasks of a host
+(or a result) whose list holds anything but such tasks (:func:`tasks_problem`) are left out, not an error
+that loses every host's stacks; :mod:`report` lists that host as failed, with why.
 """
 
 from __future__ import annotations
@@ -34,14 +38,57 @@ def _host_of(item):
     return None
 
 
+def kind_of(value):
+    """What a JSON value is, in words (Ansible hands values over in its own subclasses of str, list...)."""
+    for types, kind in ((str, "text"), (bool, "a boolean"), ((int, float), "a number"), (dict, "a dict"),
+                        ((list, tuple), "a list"), (type(None), "null")):
+        if isinstance(value, types):
+            return kind
+    return type(value).__name__
+
+
+def _is_int(value, low=0, high=2 ** 63 - 1):
+    """A whole number in range, as JSON gives one (a bool is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def task_problem(task):
+    """What makes ``task`` not a task as the parser makes it ('' when nothing): what the reports read of it
+    must have the parser's types (text, a list of text, a count)."""
+    if not isinstance(task, dict):
+        return "a task is %s, not a dict" % kind_of(task)
+    for key in ("comm", "state"):
+        if not isinstance(task.get(key), (str, type(None))):
+            return "a task's %s is %s, not text" % (key, kind_of(task[key]))
+    frames = task.get("frames")
+    if frames is not None and not (isinstance(frames, (list, tuple)) and all(isinstance(f, str) for f in frames)):
+        return "a task's frames are not a list of text"
+    if task.get("frames_cut") is not None and not _is_int(task["frames_cut"]):
+        return "a task's frames_cut is not a count"
+    return ""
+
+
+def tasks_problem(tasks):
+    """What makes ``tasks`` (one host's) not a list of tasks ('' when nothing)."""
+    if not isinstance(tasks, (list, tuple)):
+        return "tasks is %s, not a list" % kind_of(tasks)
+    for task in tasks:
+        problem = task_problem(task)
+        if problem:
+            return problem
+    return ""
+
+
 def _tasks_of(value, where):
     if isinstance(value, dict):
-        value = value.get("tasks", [])
+        # a registered result: what its host answered; a malformed answer is that host's failure (report)
+        tasks = value.get("tasks")
+        return [] if tasks is None or tasks_problem(tasks) else tasks
     if value is None:
         return []
     if not isinstance(value, (list, tuple)):
         raise GroupError("%s is %s, not a task list: expected %s" % (where, type(value).__name__, ACCEPTED))
-    return value
+    return [] if tasks_problem(value) else value
 
 
 def iter_tasks(data):
@@ -51,8 +98,7 @@ def iter_tasks(data):
     if isinstance(data, dict):
         for host in data:
             for task in _tasks_of(data[host], "the value for host %r" % (host,)):
-                if isinstance(task, dict):
-                    yield str(host), task
+                yield str(host), task
         return
     if not isinstance(data, (list, tuple)):
         raise GroupError("input is %s: expected %s" % (type(data).__name__, ACCEPTED))
@@ -60,11 +106,8 @@ def iter_tasks(data):
         if not isinstance(item, dict):
             raise GroupError("item %r is not a dict: expected %s" % (item, ACCEPTED))
         if "tasks" in item and "frames" not in item:
-            host = _host_of(item)
-            for task in _tasks_of(item["tasks"], "tasks of %r" % (host,)):
-                if isinstance(task, dict):
-                    yield host, task
-        else:
+            yield from ((_host_of(item), task) for task in _tasks_of(item, None))
+        elif not task_problem(item):
             yield _host_of(item), item
 
 

@@ -4,24 +4,40 @@
 
 Process names (any local user sets 15 bytes of one with ``prctl(PR_SET_NAME)``), console text and kernel
 log lines are written by whoever controls the host. :func:`printable` keeps them as text that cannot act
-on a terminal or split a line: C0 and C1 control characters (ESC, BEL, CR, newline, DEL, CSI...) and the
+on a terminal or split a line: C0 and C1 control characters (ESC, BEL, CR, newline, DEL, CSI...), the
 Unicode controls that reorder or break lines (bidi overrides and isolates, line and paragraph separators)
-are written as visible escapes, ``\\xNN`` (as the kernel writes them in ``/dev/kmsg``) or ``\\uNNNN``. A tab
-stays a tab. Everything else is kept as it is: escaping for Markdown or HTML is the job of the writer of
-that format (:mod:`markdown`, :mod:`flamegraph`).
+and the characters that show nothing (Unicode format characters, category Cf, and the other default-ignorable
+code points: zero-width space and joiners, soft hyphen, BOM, variation selectors, tag characters, Hangul
+fillers) are written as visible escapes, ``\\xNN`` (as the kernel writes them in ``/dev/kmsg``), ``\\uNNNN``
+or ``\\UNNNNNNNN``: ``web1`` and ``web1`` + U+200B must not look like the same host. A tab stays a tab.
+Everything else is kept as it is: escaping for Markdown or HTML is the job of the writer of that format
+(:mod:`markdown`, :mod:`flamegraph`).
 """
 
 from __future__ import annotations
 
 import re
 
-# C0 controls but the tab, DEL, C1 controls; bidi marks, embeddings, overrides and isolates; LS and PS.
-UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+# What shows nothing or moves other text, but is not a C0/C1 control: every format character (Unicode
+# category Cf: bidi marks, embeddings, overrides and isolates, zero-width space and joiners, word joiner,
+# invisible operators, BOM, interlinear annotations, tag characters...), LS and PS, and the other
+# default-ignorable code points (soft hyphen, combining grapheme joiner, Hangul fillers, Mongolian and
+# Unicode variation selectors, the reserved ranges beside them). A character class body, shared with
+# report_files (names).
+INVISIBLE = (r"\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5"
+             r"\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+             r"\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+             r"\U0001d173-\U0001d17a\U000e0000-\U000e0fff")
+# C0 controls but the tab, DEL, C1 controls, the invisible characters above, and lone surrogates (a host's
+# JSON can hold "\udc80"; it has no UTF-8, and would fail the write of the file that shows it).
+UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff%s]" % INVISIBLE)
 
 
 def _escape(match):
     code = ord(match.group())
-    return "\\x%02x" % code if code < 0x100 else "\\u%04x" % code
+    if code < 0x100:
+        return "\\x%02x" % code
+    return "\\u%04x" % code if code < 0x10000 else "\\U%08x" % code
 
 
 def printable(text):

@@ -25,24 +25,36 @@ def test_parse_folded():
             flamegraph.parse_folded([bad])
 
 
+def paths(cols):
+    """``{frames path: (id, value, depth)}`` of every node, the path read back through the parent ids."""
+    by_id = dict(zip(cols["ids"], zip(cols["labels"], cols["parents"])))
+
+    def path(node):
+        label, parent = by_id[node]
+        return path(parent) + (label,) if parent else ()
+    return {path(node): (node, value, depth) for node, value, depth in zip(cols["ids"], cols["values"], cols["depths"])}
+
+
 def test_tree_totals_parent_links():
     cols = flamegraph.tree(flamegraph.parse_folded(FOLDED))
-    nodes = dict(zip(cols["ids"], zip(cols["labels"], cols["parents"], cols["values"])))
-    assert nodes["all"] == ("all", "", 4)
-    assert nodes["n:dd"] == ("dd", "all", 3)
-    assert nodes["n:dd;entry;sys_write"] == ("sys_write", "n:dd;entry", 3)
-    assert nodes["n:dd;entry;sys_write;wait"] == ("wait", "n:dd;entry;sys_write", 2)
-    assert nodes["n:touch;entry;sys_open;wait"][2] == 1
-    assert len(cols["ids"]) == len(set(cols["ids"])) == 9
+    nodes = paths(cols)
+    assert nodes[()] == ("all", 4, 0) and cols["labels"][0] == "all" and cols["parents"][0] == ""
+    assert nodes[("dd",)][1:] == (3, 1)
+    assert nodes[("dd", "entry", "sys_write")][1:] == (3, 3)
+    assert nodes[("dd", "entry", "sys_write", "wait")][1:] == (2, 4)
+    assert nodes[("touch", "entry", "sys_open", "wait")][1] == 1
+    assert len(cols["ids"]) == len(set(cols["ids"])) == len(nodes) == 9
     # every parent is a node, and no child is wider than its parent
-    for node, (_label, parent, value) in nodes.items():
-        assert parent == "" or (parent in nodes and nodes[parent][2] >= value), node
+    values = dict(zip(cols["ids"], cols["values"]))
+    for node, parent, value in zip(cols["ids"], cols["parents"], cols["values"]):
+        assert parent == "" or (parent in values and values[parent] >= value), node
 
 
 def test_a_frame_named_like_the_root_is_its_own_node():
-    cols = flamegraph.tree(flamegraph.parse_folded(["all;schedule 2", "n:all 1"]))
-    assert len(cols["ids"]) == len(set(cols["ids"])) == 4, cols["ids"]
-    assert cols["parents"][cols["ids"].index("n:all")] == "all"
+    cols = flamegraph.tree(flamegraph.parse_folded(["all;schedule 2", "n:all 1", "n1 1"]))
+    assert len(cols["ids"]) == len(set(cols["ids"])) == 5, cols["ids"]
+    assert cols["parents"][cols["labels"].index("all", 1)] == "all"
+    assert set(paths(cols)) == {(), ("all",), ("all", "schedule"), ("n:all",), ("n1",)}
 
 
 def test_colours_are_stable_and_warm():
