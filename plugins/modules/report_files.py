@@ -12,7 +12,7 @@ description:
   - Writes every file of a report (per-host dumps, summaries) under O(dest) on the controller, in the
     controller process, with one task instead of one C(copy) module run per file. That keeps the
     controller side of C(sysrq_dump.yml) and C(collect_dmesg.yml) fast on large fleets.
-  - Each file is written atomically (temporary file, then rename) and only when its content differs.
+  - Each file is written atomically (temporary file, then rename) and only when its content or its mode differs.
     Missing directories are created. Paths must stay inside O(dest).
   - A path that is absolute, climbs out with C(..), or holds a NUL byte is not written and is listed in
     RV(refused) with a warning; the other files are still written, so one bad host name loses no one else's
@@ -83,7 +83,9 @@ unchanged:
   type: list
   elements: str
 refused:
-  description: The paths not written, each with why (absolute, outside O(dest), a NUL byte, not text).
+  description:
+    - The paths not written, each with why (absolute, outside O(dest), out of O(dest) through a symlink, a NUL byte,
+      not text, or the error that writing it met). The other files are written.
   returned: always
   type: dict
 """

@@ -243,6 +243,12 @@ tasks:
       description: The frames the kernel marked C(?) (possibly stale), kept apart.
       type: list
       elements: str
+    frames_cut:
+      description:
+        - Only when a stack was deeper than 256 frames of a kind (no kernel stack is): how many frames past the first
+          256 reliable and 256 unreliable ones were left out.
+      type: int
+      returned: when frames were cut
   sample:
     - comm: dd
       pid: 812
