@@ -49,7 +49,7 @@ class NetconsoleFile:
 
     def __init__(self, path):
         self.path = path
-        self.after_seq = None
+        self.after = []  # the end of the host's sequence in the last read: where the next one goes on
         self.totals = nc_record.Assembly()
 
     def position(self):
@@ -79,7 +79,7 @@ class NetconsoleFile:
         since_at = parse_since(since) if since else None
         data, offset = self._raw(int(offset or 0))
         end = data.rfind(b"\n") + 1  # whole lines only: the collector may be writing the last one
-        records, starts, at = [], [], 0
+        records, starts, at = [], {}, 0
         for raw in data[:end].split(b"\n")[:-1] if end else []:
             record = nc_record.parse_line(raw.decode("utf-8", "replace"))
             if record is not None and since_at is not None:
@@ -88,15 +88,13 @@ class NetconsoleFile:
                     record = None
             if record is not None:
                 records.append(record)
-                starts.append(offset + at)
+                starts[id(record)] = offset + at
             at += len(raw) + 1
-        assembly, pending = nc_record.assemble(records, after_seq=self.after_seq)
+        assembly, pending = nc_record.assemble(records, after=self.after)
         next_offset = offset + end
-        if pending:
-            first = min(records.index(r) for r in pending)
-            next_offset = starts[first]
-        if assembly.last_seq is not None:
-            self.after_seq = assembly.last_seq
+        if pending:  # at most MAX_FRAGMENTS: the next read starts at the first
+            next_offset = min(starts[id(r)] for r in pending)
+        self.after = assembly.tails
         self._add(assembly)
         lines = assembly.lines()
         return "".join(line + "\n" for line in lines), next_offset
@@ -106,7 +104,12 @@ class NetconsoleFile:
         total.records += assembly.records
         total.lost.extend(assembly.lost)
         total.incomplete.extend(assembly.incomplete)
+        for seq in assembly.late:  # an earlier read counted it lost: it was not
+            total.lost = [part for first, last in total.lost
+                          for part in ([(first, seq - 1), (seq + 1, last)] if first <= seq <= last else [(first, last)])
+                          if part[0] <= part[1]]
         total.duplicates += assembly.duplicates
+        total.foreign += assembly.foreign
         total.boots += assembly.boots
         total.plain.extend(assembly.plain)
         if total.first_seq is None:

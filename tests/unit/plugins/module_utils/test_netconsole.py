@@ -101,7 +101,7 @@ def test_fragment_still_arriving_at_the_end_is_left_pending():
 
 def test_reboot_starts_a_new_sequence():
     a = _assemble(["6,5000,99000000,-;old boot", "6,0,0,-;Linux version", "6,2,100,-;third"])[0]
-    assert a.boots == 1 and a.lost == [(1, 1)]
+    assert a.boots == 1 and a.lost == [(1, 1)] and a.last_seq == 2 and a.foreign == 0
     assert "netconsole: sequence restarted at 0 (the host rebooted)" in a.lines()
 
 
