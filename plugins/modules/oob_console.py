@@ -146,11 +146,13 @@ netconsole:
   description:
     - With O(console.netconsole), what the records read hold. C(lost) counts the sequence numbers that never
       arrived (C(lost_ranges) lists them); C(incomplete) lists the records some of whose fragments are missing;
-      C(restarts) counts the times the sequence started again (the host rebooted).
+      C(restarts) counts the times the sequence started again (the host rebooted); C(foreign) counts the records
+      whose sequence number and kernel time do not fit the host's sequence (forged, or from another sender), which
+      are shown with a warning line and change nothing else.
   returned: success and O(console.netconsole) given
   type: dict
   sample: {records: 5120, lost: 3, lost_ranges: [[101, 103]], incomplete: [], duplicates: 0, restarts: 0,
-           plain_lines: 0, first_seq: 98, last_seq: 5220}
+           foreign: 0, plain_lines: 0, first_seq: 98, last_seq: 5220}
 position:
   description: Where reading ended (a byte offset or a journal cursor); pass it as O(since_position) to read on.
   returned: success with O(console)
