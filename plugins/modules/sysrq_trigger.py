@@ -245,8 +245,8 @@ tasks:
       elements: str
     frames_cut:
       description:
-        - Only when a stack was deeper than 256 frames of a kind (no kernel stack is): how many frames past the first
-          256 reliable and 256 unreliable ones were left out.
+        - How many frames past the first 256 reliable and 256 unreliable ones were left out, when a stack was deeper
+          than that (no kernel stack is).
       type: int
       returned: when frames were cut
   sample:

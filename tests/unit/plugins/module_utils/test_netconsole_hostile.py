@@ -172,7 +172,7 @@ def test_a_reboot_between_two_reads_is_still_a_restart(tmp_path):
 def test_a_reboot_in_one_read_is_a_restart(old_boot, new_boot):
     lines = [ext(old_boot[0] + i, "old", ts_us=old_boot[1] + i) for i in range(5)]
     lines += [ext(new_boot[0] + i, "new", ts_us=new_boot[1] + i) for i in range(5)]
-    a, _ = nc_record.assemble([nc_record.parse_line(line) for line in lines])
+    a, _ignored = nc_record.assemble([nc_record.parse_line(line) for line in lines])
     assert a.boots == 1 and a.records == 10 and a.lost == [] and a.foreign == 0
     assert a.last_seq == new_boot[0] + 4
     assert a.lines()[5] == "netconsole: sequence restarted at %d (the host rebooted)" % new_boot[0]
@@ -219,16 +219,16 @@ def test_a_flood_of_forged_datagrams_keeps_every_real_record_and_stays_fast(tmp_
 def test_another_host_behind_the_same_address_is_flagged_not_merged():
     mine = [ext(5000 + i, "mine %d" % i, ts_us=900000000 + i * 1000) for i in range(20)]
     other = [ext(70000 + i, "other %d" % i, ts_us=30000000 + i * 1000) for i in range(5)]
-    a, _ = nc_record.assemble([nc_record.parse_line(line) for pair in zip(mine, other) for line in pair]
-                              + [nc_record.parse_line(line) for line in mine[5:]])
+    a, _ignored = nc_record.assemble([nc_record.parse_line(line) for pair in zip(mine, other) for line in pair]
+                                     + [nc_record.parse_line(line) for line in mine[5:]])
     assert a.records == 20 and a.lost == [] and a.foreign == 5 and a.boots == 0
     assert ("netconsole: 5 record(s) do not fit this host's sequence (forged, or from another sender): "
             "sequence 70000-70004") in a.lines()
 
 
 def test_after_seq_counts_the_number_read_before_as_a_duplicate():
-    a, _ = nc_record.assemble([nc_record.parse_line(ext(50, "again")), nc_record.parse_line(ext(51, "new"))],
-                              after_seq=50)
+    a, _ignored = nc_record.assemble([nc_record.parse_line(ext(50, "again")), nc_record.parse_line(ext(51, "new"))],
+                                     after_seq=50)
     assert a.duplicates == 1 and a.records == 1 and a.lines() == ["[  812.000051] new"] and a.foreign == 0
 
 
@@ -275,6 +275,6 @@ def test_a_record_still_arriving_is_left_for_the_next_read(tmp_path):
     assert offset == len(T + "6,11,4,-;before\n")
     with open(path, "a") as handle:
         handle.write(T + "6,12,5,-,ncfrag=6/12;world\n")
-    text, _ = reader.read(offset)
+    text, _ignored = reader.read(offset)
     assert text.splitlines() == ["[    0.000005] hello world"]
     assert reader.summary()["records"] == 3 and reader.summary()["lost"] == 0
