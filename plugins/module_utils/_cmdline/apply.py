@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils import _host as host
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._host import host_path, read_text
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._cmdline.backend import (
     BACKENDS, PROC_CMDLINE, run_checked, detect_backend)
@@ -56,91 +56,13 @@ def _backup(module, path):
     return dest
 
 
-def _move(module, tmp, full, mode):
-    """``module.atomic_move(tmp, full)``; a file it creates gets ``mode``.
-
-    atomic_move gives a file it creates 0666 & ~umask after the rename (0664 under umask 002, for a file that
-    grub-mkconfig sources as root): narrow the umask meanwhile, so that it is never more open than ``mode``.
-    """
-    try:
-        os.chmod(tmp, mode)
-    except OSError:  # FAT (the ESP) has no Unix modes to set
-        pass
-    umask = os.umask(0o777 & ~mode)
-    try:
-        module.atomic_move(tmp, full)
-    finally:
-        os.umask(umask)
-
-
 def _write(module, path, text, backup):
     """Atomically replace (or create) host file ``path``; keep its mode; return the backup path or None."""
-    full = host_path(path)
-    directory = os.path.dirname(full)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    mode = 0o644
     backup_file = None
-    if os.path.exists(full):
-        mode = os.stat(full).st_mode & 0o7777
-        if backup:
-            backup_file = _backup(module, path)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(full), dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        _move(module, tmp, full, mode)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    if backup and os.path.exists(host_path(path)):
+        backup_file = _backup(module, path)
+    host.write_bytes(module, path, text)
     return backup_file
-
-
-def _reason(exc):
-    """``exc`` as text with its cause: ansible-core's atomic_move and backup_local raise a plain Exception that
-    names the files, from the OSError that says why."""
-    cause = exc.__cause__
-    if isinstance(cause, OSError) and cause.strerror:
-        return "%s: %s" % (str(exc).rstrip("."), cause.strerror)
-    return str(exc)
-
-
-def _restore(module, originals):
-    """Put back ``{path: bytes or None}`` where a file no longer has that content.
-
-    Returns ``(restored, removed, failed)``: the paths put back, the new files removed, and ``"path (why)"``
-    for the files that could not be restored.
-    """
-    restored, removed, failed = [], [], []
-    for path, content in originals.items():
-        full = host_path(path)
-        tmp = None
-        try:
-            if _read_bytes(path) == content:
-                continue  # never written (the write that failed), or written back already
-            if content is None:
-                os.unlink(full)
-                removed.append(path)
-                continue
-            directory = os.path.dirname(full)
-            fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(full), dir=directory)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-            _move(module, tmp, full, os.stat(full).st_mode & 0o7777 if os.path.exists(full) else 0o644)
-            restored.append(path)
-        except Exception as exc:  # pylint: disable=broad-except  # atomic_move raises a plain Exception
-            failed.append("%s (%s)" % (path, _reason(exc)))
-        finally:
-            if tmp and os.path.exists(tmp):
-                os.unlink(tmp)
-    return restored, removed, failed
-
-
-def _read_bytes(path):
-    try:
-        with open(host_path(path), "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
 
 
 def check_result(entries, predicted, request):
@@ -171,7 +93,7 @@ def apply_plan(module, backend, plan, request, backup):
     originals = {}
     for path in [c.path for c in plan.files] + list(plan.snapshot):
         if path not in originals:
-            originals[path] = _read_bytes(path)
+            originals[path] = host.read_bytes(path)
     backups, step, entries, regenerated = [], None, None, False
     try:
         for change in plan.files:
@@ -190,14 +112,14 @@ def apply_plan(module, backend, plan, request, backup):
         entries = backend.read()
         check_result(entries, plan.entries, request)
     except Exception as exc:  # pylint: disable=broad-except  # atomic_move and backup_local raise a plain Exception
-        restored, removed, failed = _restore(module, originals)
+        restored, removed, failed = host.restore_files(module, originals)
         undone = []
         if restored:
             pronoun = "its" if len(restored) == 1 else "their"
             undone.append("restored %s to %s previous content" % (", ".join(restored), pronoun))
         if removed:
             undone.append("removed %s, which did not exist before" % ", ".join(removed))
-        msg = str(exc) if isinstance(exc, CmdlineError) else "%s: %s" % (step, _reason(exc))
+        msg = str(exc) if isinstance(exc, CmdlineError) else "%s: %s" % (step, host.error_text(exc))
         if failed:
             msg += "; could NOT restore %s" % ", ".join(failed)
             if undone:

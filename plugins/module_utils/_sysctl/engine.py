@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils import _host as host
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._host import host_path, host_realpath, read_text
 
 SYSCTL_DIRS = (
@@ -220,66 +220,20 @@ def comment_out(text, keys, marker):
 def write_file(module, path, text, mode=0o644, backup=False):
     """Atomically replace host file ``path`` with ``text`` (str or bytes); return the backup path or None.
 
-    A file that exists keeps its mode (atomic_move copies it); a new one gets ``mode``.
+    A file that exists keeps its mode; a new one gets ``mode`` (:func:`_host.write_bytes`).
     """
-    full = host_path(path)
-    directory = os.path.dirname(full)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
     backup_file = None
-    if backup and os.path.exists(full):
-        backup_file = module.backup_local(full)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(full), dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
-        os.chmod(tmp, mode)
-        # atomic_move gives a file it creates 0666 & ~umask after the rename (0664 under umask 002): narrow the
-        # umask meanwhile, so that a new file is ``mode`` and never, even for a moment, more open than that.
-        umask = os.umask(0o777 & ~mode)
-        try:
-            module.atomic_move(tmp, full)
-        finally:
-            os.umask(umask)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    if backup and os.path.exists(host_path(path)):
+        backup_file = module.backup_local(host_path(path))
+    host.write_bytes(module, path, text, mode)
     return backup_file
 
 
-def read_bytes(path):
-    """Host file ``path``'s content, or None when it does not exist (what :func:`restore_files` puts back)."""
-    try:
-        with open(host_path(path), "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def reason(exc):
-    """``exc`` as text with its cause: ansible-core's atomic_move and backup_local raise a plain Exception that
-    names the files, from the OSError that says why."""
-    cause = exc.__cause__
-    if isinstance(cause, OSError) and cause.strerror:
-        return "%s: %s" % (str(exc).rstrip("."), cause.strerror)
-    return str(exc)
-
-
 def restore_files(module, originals):
-    """Put back every file of ``originals`` (``{host path: bytes, or None when it did not exist}``) that no longer
-    has that content. Returns ``(restored, failed)``: the paths put back, and ``"path (why)"`` for the others."""
-    restored, failed = [], []
-    for path, content in originals.items():
-        try:
-            if read_bytes(path) == content:
-                continue
-            if content is None:
-                os.unlink(host_path(path))
-            else:
-                write_file(module, path, content)
-            restored.append(path)
-        except Exception as exc:  # pylint: disable=broad-except  # atomic_move raises a plain Exception
-            failed.append("%s (%s)" % (path, reason(exc)))
-    return restored, failed
+    """Put back every file of ``originals`` (``{host path: bytes, or None}``) that no longer has that content.
+    Returns ``(restored, failed)``: the paths put back or removed, and ``"path (why)"`` for the others."""
+    restored, removed, failed = host.restore_files(module, originals)
+    return restored + removed, failed
 
 
 def undone_text(restored, failed):
@@ -406,7 +360,7 @@ def resolve_conflicts(module, conflicts, marker, check_mode, originals=None):
         changed.append(target)
         if not check_mode:
             if originals is not None:
-                originals.setdefault(target, read_bytes(target))
+                originals.setdefault(target, host.read_bytes(target))
             backup_file = write_file(module, target, after, backup=before is not None)
             if backup_file:
                 backups.append(backup_file)
@@ -449,7 +403,7 @@ def apply(module, dropin, settings, runtime=True, conflicts_mode="fail", header=
                           "before": plan.before or "", "after": plan.after})
             changed_files.append(plan.dropin)
             if not check_mode:
-                originals.setdefault(plan.dropin, read_bytes(plan.dropin))
+                originals.setdefault(plan.dropin, host.read_bytes(plan.dropin))
                 backup_file = write_file(module, plan.dropin, plan.after, backup=backup)
                 if backup_file:
                     backups.append(backup_file)
@@ -457,7 +411,7 @@ def apply(module, dropin, settings, runtime=True, conflicts_mode="fail", header=
         restored, failed = restore_files(module, originals)
         # the last file put in originals is the one being written when it failed
         where = list(originals)[-1] if originals else "the sysctl files"
-        module.fail_json(msg="writing %s failed: %s; %s" % (where, reason(exc), undone_text(restored, failed)),
+        module.fail_json(msg="writing %s failed: %s; %s" % (where, host.error_text(exc), undone_text(restored, failed)),
                          changed=bool(failed))
 
     # Runtime.
