@@ -74,6 +74,18 @@ _value:
     hosts:
       description: Per host, what was collected, crash files with their panic reasons.
       type: dict
+    directory:
+      description: Where the report is written (the O(directory) argument).
+      type: str
+    not_run:
+      description: Hosts that were asked but have no result at all.
+      type: list
+      elements: str
+    host_dirs:
+      description:
+        - Hosts whose report directory is not their name, to that directory (a name that is not a safe file name,
+          see P(magic_sysrq.fleet.report_name#filter)).
+      type: dict
 """
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import kernel_log

@@ -96,6 +96,11 @@ _value:
       description: Hosts whose capture stopped at its timeout while the kernel was still printing.
       type: list
       elements: str
+    host_dirs:
+      description:
+        - Hosts whose report directory is not their name, to that directory (a name that is not a safe file name,
+          see P(magic_sysrq.fleet.report_name#filter)).
+      type: dict
     not_captured:
       description: Hosts where /dev/kmsg could not be read (keys written, nothing captured).
       type: list
