@@ -220,7 +220,6 @@ lines_cut:
   sample: 0
 """
 
-import math
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -253,17 +252,13 @@ def main():
                   refused=False, timed_out=False, captured=False,
                   mask=oob.mask_verdict([], params["mask"], params["always_enabled"]))
     try:
-        problems = [text for bad, text in (
-            (params["hold_time"] <= 0, "hold_time must be > 0 milliseconds (got %s)" % params["hold_time"]),
-            # nan passes every comparison and inf never ends a wait: both are refused by name
-            (not (math.isfinite(params["delay"]) and params["delay"] >= 0),
-             "delay must be >= 0 seconds and finite (got %s)" % params["delay"]),
-            (not (math.isfinite(params["settle"]) and params["settle"] >= 0),
-             "settle must be >= 0 seconds and finite (got %s)" % params["settle"]),
-            (not (math.isfinite(params["timeout"]) and params["timeout"] > 0),
-             "timeout must be > 0 seconds and finite (got %s)" % params["timeout"]),
-            (params["mask"] is not None and not 0 <= (params["mask"] or 0) <= 511,
-             "mask must be 0-511, the kernel.sysrq range (got %s)" % params["mask"])) if bad]
+        problems = [problem for problem in (
+            "hold_time must be > 0 milliseconds (got %s)" % params["hold_time"] if params["hold_time"] <= 0 else None,
+            sysrq_keys.seconds_problem("delay", params["delay"]),
+            sysrq_keys.seconds_problem("settle", params["settle"]),
+            sysrq_keys.seconds_problem("timeout", params["timeout"], above_zero=True),
+            "mask must be 0-511, the kernel.sysrq range (got %s)" % params["mask"]
+            if params["mask"] is not None and not 0 <= params["mask"] <= 511 else None) if problem]
         if problems:
             raise oob.OobError("; ".join(problems))
         keys = oob.keyboard_keys(params["keys"], params["allow_destructive"])

@@ -299,7 +299,6 @@ lines_cut:
   sample: 0
 """
 
-import math
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -312,14 +311,10 @@ from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump import par
 
 
 def check_numbers(params):
-    problems = []
-    # nan passes every comparison and inf never ends a wait: both are refused by name
-    if not (math.isfinite(params["delay"]) and params["delay"] >= 0):
-        problems.append("delay must be >= 0 seconds and finite (got %s)" % params["delay"])
-    if not (math.isfinite(params["timeout"]) and params["timeout"] > 0):
-        problems.append("timeout must be > 0 seconds and finite (got %s)" % params["timeout"])
-    if params["settle"] is not None and not (math.isfinite(params["settle"]) and params["settle"] >= 0):
-        problems.append("settle must be >= 0 seconds and finite (got %s)" % params["settle"])
+    problems = [problem for problem in (
+        sysrq_keys.seconds_problem("delay", params["delay"]),
+        sysrq_keys.seconds_problem("timeout", params["timeout"], above_zero=True),
+        sysrq_keys.seconds_problem("settle", params["settle"])) if problem]
     level = params.get("console_loglevel")
     if level is not None and not sysrq_keys.CONSOLE_LOGLEVEL_MIN <= level <= sysrq_keys.CONSOLE_LOGLEVEL_MAX:
         problems.append("console_loglevel must be from %d to %d (4 keeps the dumps, which print at level 6, off the "
@@ -410,23 +405,16 @@ def run_keys(module, keys, params, result):
         module.warn("the keys are written but their output is not captured: %s" % exc)
         capture = None
 
-    written = []
-
-    def write(key):
-        sysrq_keys.write_key(key)
-        written.append(key)
-
     try:
-        sysrq_keys.write_keys(keys, params["delay"], writer=write,
-                              pause=capture.pump if capture is not None else time.sleep)
+        sysrq_keys.write_keys(keys, params["delay"], pause=capture.pump if capture is not None else time.sleep)
     except sysrq_keys.TriggerError as exc:
         if capture is not None:
             capture.close()
         # the keys written before the one that failed have acted on the host
         msg = str(exc)
-        if written:
-            msg += "; already written: %s" % ", ".join(repr(key) for key in written)
-        module.fail_json(msg=msg, keys=keys, changed=bool(written))
+        if exc.written:
+            msg += "; already written: %s" % ", ".join(repr(key) for key in exc.written)
+        module.fail_json(msg=msg, keys=keys, changed=bool(exc.written))
 
     if capture is not None:
         captured = capture.finish(**end_condition(keys, params["settle"], params["timeout"]))

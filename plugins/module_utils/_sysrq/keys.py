@@ -15,6 +15,7 @@ kernel (``d``, ``q``, ``g``, ``v``) runs from the keyboard only when the mask is
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import time
@@ -252,7 +253,10 @@ def default_settle(keys):
 # --- /proc/sysrq-trigger --------------------------------------------------------------------------------
 
 class TriggerError(OSError):
-    """``/proc/sysrq-trigger`` is missing or cannot be written; the message names the cause."""
+    """``/proc/sysrq-trigger`` is missing or cannot be written; the message names the cause. ``written``: the keys
+    :func:`write_keys` wrote before the one that failed (they have acted on the host)."""
+
+    written = ()
 
 
 def check_trigger():
@@ -294,7 +298,7 @@ def write_key(key):
 def write_keys(keys, delay=0.0, writer=None, pause=None):
     """Write ``keys`` one by one (``writer``, default :func:`write_key`), ``pause(delay)`` between them.
 
-    Returns the keys written.
+    Returns the keys written. A TriggerError says in ``written`` which keys were written before it.
     """
     writer = writer or write_key
     pause = pause or time.sleep
@@ -302,9 +306,21 @@ def write_keys(keys, delay=0.0, writer=None, pause=None):
     for index, key in enumerate(keys):
         if index and delay:
             pause(delay)
-        writer(key)
+        try:
+            writer(key)
+        except TriggerError as exc:
+            exc.written = tuple(written)
+            raise
         written.append(key)
     return written
+
+
+def seconds_problem(name, value, above_zero=False):
+    """What is wrong with the time option ``name`` (seconds; None when unset), or None. NaN passes every
+    comparison and infinity never ends a wait, so both are refused by name."""
+    if value is None or (math.isfinite(value) and (value > 0 if above_zero else value >= 0)):
+        return None
+    return "%s must be %s seconds and finite (got %s)" % (name, "> 0" if above_zero else ">= 0", value)
 
 
 # --- the console log level while keys run -----------------------------------------------------------------
