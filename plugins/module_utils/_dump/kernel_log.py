@@ -14,8 +14,7 @@ import re
 
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.panic_reason import panic_reason
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.report_files import report_name
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.stack_groups import kind_of
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.untrusted import printable
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.untrusted import is_number, kind_of, printable
 
 # syslog severities, most severe first, as dmesg --level names them.
 LEVELS = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
@@ -144,11 +143,6 @@ def _read(path):
 _MTIME_MAX = 253402300799
 
 
-def _number(value, high):
-    """A finite number in [0, high], as JSON gives one (a bool is not one)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= high
-
-
 def _crash_problem(item):
     """What in a crash file's record is not the shape collect_dmesg.yml gives it ('' when nothing)."""
     if not isinstance(item, dict) or not isinstance(item.get("item") or {}, dict):
@@ -159,9 +153,9 @@ def _crash_problem(item):
             return "a crash file's %s is not text" % key
     if not isinstance(text, (str, type(None))):
         return "a crash file's text is not text"
-    if entry["mtime"] is not None and not _number(entry["mtime"], _MTIME_MAX):
+    if entry["mtime"] is not None and not is_number(entry["mtime"], _MTIME_MAX):
         return "a crash file's mtime is not a time"
-    if entry["size"] is not None and not _number(entry["size"], 2 ** 63):
+    if entry["size"] is not None and not is_number(entry["size"], 2 ** 63):
         return "a crash file's size is not a size"
     return ""
 

@@ -23,7 +23,7 @@ import json
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.parser import MAX_FRAMES
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.report_files import report_name
 from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.stack_groups import group_stacks, tasks_problem
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.untrusted import printable
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.untrusted import is_number, printable
 
 NO_RESULT = "no result: the host was not run (skipped, or the play stopped before it)"
 
@@ -45,7 +45,7 @@ def _problem(result):
     if problem:
         return problem
     lost = result.get("lost_records")
-    if lost is not None and not (isinstance(lost, int) and not isinstance(lost, bool) and 0 <= lost < 2 ** 63):
+    if lost is not None and not is_number(lost, 2 ** 63 - 1, whole=True):
         return "lost_records is not a count"
     output = result.get("output")
     if output is not None and not (isinstance(output, list) and all(isinstance(line, str) for line in output)):

@@ -19,7 +19,7 @@ that loses every host's stacks; :mod:`report` lists that host as failed, with wh
 
 from __future__ import annotations
 
-from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.untrusted import printable
+from ansible_collections.magic_sysrq.fleet.plugins.module_utils._dump.untrusted import is_number, kind_of, printable
 
 
 class GroupError(ValueError):
@@ -38,20 +38,6 @@ def _host_of(item):
     return None
 
 
-def kind_of(value):
-    """What a JSON value is, in words (Ansible hands values over in its own subclasses of str, list...)."""
-    for types, kind in ((str, "text"), (bool, "a boolean"), ((int, float), "a number"), (dict, "a dict"),
-                        ((list, tuple), "a list"), (type(None), "null")):
-        if isinstance(value, types):
-            return kind
-    return type(value).__name__
-
-
-def _is_int(value, low=0, high=2 ** 63 - 1):
-    """A whole number in range, as JSON gives one (a bool is not one)."""
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-
 def task_problem(task):
     """What makes ``task`` not a task as the parser makes it ('' when nothing): what the reports read of it
     must have the parser's types (text, a list of text, a count)."""
@@ -63,7 +49,7 @@ def task_problem(task):
     frames = task.get("frames")
     if frames is not None and not (isinstance(frames, (list, tuple)) and all(isinstance(f, str) for f in frames)):
         return "a task's frames are not a list of text"
-    if task.get("frames_cut") is not None and not _is_int(task["frames_cut"]):
+    if task.get("frames_cut") is not None and not is_number(task["frames_cut"], 2 ** 63 - 1, whole=True):
         return "a task's frames_cut is not a count"
     return ""
 

@@ -57,3 +57,22 @@ def printable_lines(text):
     if not text:
         return "" if text is None else text
     return _UNSAFE_BUT_NEWLINE.sub(_escape, text)
+
+
+# --- the shape of a host's JSON answer -----------------------------------------------------------------------
+# A compromised host can answer any JSON: the readers of its results check what they read with these.
+
+def kind_of(value):
+    """What a JSON value is, in words (Ansible hands values over in its own subclasses of str, list...)."""
+    for types, kind in ((str, "text"), (bool, "a boolean"), ((int, float), "a number"), (dict, "a dict"),
+                        ((list, tuple), "a list"), (type(None), "null")):
+        if isinstance(value, types):
+            return kind
+    return type(value).__name__
+
+
+def is_number(value, high, whole=False):
+    """A finite number from 0 to ``high`` as JSON gives one (a bool is not one; NaN and infinity are out of any
+    range); ``whole``: an int only."""
+    return (isinstance(value, int if whole else (int, float)) and not isinstance(value, bool)
+            and 0 <= value <= high)
