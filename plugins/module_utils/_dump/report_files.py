@@ -37,8 +37,8 @@ ROOT_FILES = frozenset(("summary.md", "summary.json", "stacks.folded", "flamegra
                         "sysrq-policy.json", "sysrq-policy.junit.xml"))
 
 
-def _percent(match):
-    return "".join("%%%02X" % byte for byte in match.group().encode("utf-8", "surrogatepass"))
+def _percent(text):
+    return "".join("%%%02X" % byte for byte in text.encode("utf-8", "surrogatepass"))
 
 
 def report_name(name):
@@ -52,9 +52,9 @@ def report_name(name):
     text = "" if name is None else str(name)
     if not text:
         return "%"
-    safe = _NAME_UNSAFE.sub(_percent, text)
+    safe = _NAME_UNSAFE.sub(lambda match: _percent(match.group()), text)
     if safe.casefold() in ROOT_FILES:
-        safe = "".join("%%%02X" % byte for byte in safe[0].encode("utf-8")) + safe[1:]
+        safe = _percent(safe[0]) + safe[1:]
     if len(safe.encode("utf-8")) > NAME_MAX:
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         safe = safe.encode("utf-8")[:NAME_MAX - 18].decode("utf-8", "ignore") + "%~" + digest
